@@ -1,0 +1,3 @@
+from medfuse.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""medfuse.engines (see docs/)."""

@@ -1,0 +1,1 @@
+"""medfuse.fusion (see docs/)."""

@@ -1,0 +1,1 @@
+"""medfuse.io (see docs/)."""

@@ -1,0 +1,1 @@
+"""medfuse.losses (see docs/)."""

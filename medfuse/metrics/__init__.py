@@ -1,0 +1,1 @@
+"""medfuse.metrics (see docs/)."""

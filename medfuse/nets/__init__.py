@@ -1,0 +1,1 @@
+"""medfuse.nets (see docs/)."""

@@ -1,0 +1,1 @@
+"""medfuse.transforms (see docs/)."""

@@ -19,7 +19,7 @@ from .profiles import (
     to_luma,
 )
 from .similarity import correlation_coefficient, mse, psnr, rmse, scd, ssim, ssim_pair
-from .vif import vif, vif_pair, viff
+from .fidelity import vif, vif_and_viff, vif_pair, viff
 
 __all__ = [
     "FusionMetrics",
@@ -47,6 +47,7 @@ __all__ = [
     "vif",
     "vif_pair",
     "viff",
+    "vif_and_viff",
     "qcb",
     "qcv",
 ]

@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from . import basic, gradient, information, perceptual, similarity, vif
+from . import basic, fidelity, gradient, information, perceptual, similarity
 from ._utils import as_image
 
 __all__ = [
@@ -61,12 +61,12 @@ _VIFB: dict[str, MetricFn] = {
     "Qcb": perceptual.qcb,
     "Qcv": perceptual.qcv,
     # not in VIFB: CDDFuse's definitions
-    "VIF": partial(vif.vif, reduce="sum"),
+    "VIF": partial(fidelity.vif, reduce="sum"),
     "SCD": similarity.scd,
     "CC": similarity.correlation_coefficient,
     "MSE": similarity.mse,
     # Han et al. 2013
-    "VIFF": vif.viff,
+    "VIFF": fidelity.viff,
 }
 
 _CDDFUSE: dict[str, MetricFn] = {
@@ -79,7 +79,7 @@ _CDDFUSE: dict[str, MetricFn] = {
     "CC": similarity.correlation_coefficient,
     "PSNR": partial(similarity.psnr, convention="cddfuse"),
     "SCD": similarity.scd,
-    "VIF": partial(vif.vif, reduce="sum"),
+    "VIF": partial(fidelity.vif, reduce="sum"),
     "Qabf": partial(gradient.qabf, convention="cddfuse"),
     "SSIM": partial(similarity.ssim, convention="skimage", reduce="sum", crop=True),
     # not in CDDFuse: VIFB's definitions, and Han et al. 2013
@@ -88,7 +88,7 @@ _CDDFUSE: dict[str, MetricFn] = {
     "RMSE": _VIFB["RMSE"],
     "Qcb": _VIFB["Qcb"],
     "Qcv": _VIFB["Qcv"],
-    "VIFF": vif.viff,
+    "VIFF": fidelity.viff,
 }
 
 _PAPER: dict[str, MetricFn] = {
@@ -215,7 +215,13 @@ class FusionMetrics:
         f, x, y = self.prepare(fused, "fused"), self.prepare(a, "a"), self.prepare(b, "b")
         if not (f.shape == x.shape == y.shape):
             raise ValueError(f"image sizes differ: fused {f.shape}, a {x.shape}, b {y.shape}")
-        return {m: float(fn(f, x, y)) for m, fn in self._fns.items()}
+        out: dict[str, float] = {}
+        if "VIF" in self._fns and "VIFF" in self._fns:  # same definitions in every profile
+            out["VIF"], out["VIFF"] = fidelity.vif_and_viff(f, x, y)
+        for m, fn in self._fns.items():
+            if m not in out:
+                out[m] = float(fn(f, x, y))
+        return {m: float(out[m]) for m in self.metrics}
 
     def __repr__(self) -> str:
         return f"FusionMetrics(profile={self.profile!r}, metrics={list(self.metrics)!r})"

@@ -18,40 +18,51 @@ __all__ = ["vif", "vif_pair", "viff", "vif_and_viff"]
 _EPS = 1e-10
 
 
-def _vif_gains(ref: np.ndarray, dist: np.ndarray):
-    """Yield per scale (1..4) the Sheikh-Bovik gain ``g``, noise ``sv^2`` and ``sigma1^2`` maps.
+def _vif_gains_multi(refs: list[np.ndarray], dist: np.ndarray) -> list[list[tuple]]:
+    """Per source in ``refs``: per scale (1..4) the Sheikh-Bovik gain ``g``, noise ``sv^2`` and
+    ``sigma1^2`` maps against ``dist`` (the fused image's moments are computed once).
 
     Windows of 17, 9, 5, 3 px (Gaussian, sigma = size / 5); for scales > 1 both images are first
     filtered 'valid' and subsampled ``[::2, ::2]``; moments from 'valid' filtering (population),
     then the fix-ups of ``vifp_mscale`` in its order.
     """
+    out: list[list[tuple]] = [[] for _ in refs]
+    refs = list(refs)
     for scale in range(1, 5):
         n = 2 ** (5 - scale) + 1
         g1 = fspecial_gaussian_1d(n, n / 5.0)
         if scale > 1:
-            ref = filter2_valid_separable(ref, g1)[::2, ::2]
+            refs = [filter2_valid_separable(r, g1)[::2, ::2] for r in refs]
             dist = filter2_valid_separable(dist, g1)[::2, ::2]
-        mu1 = filter2_valid_separable(ref, g1)
         mu2 = filter2_valid_separable(dist, g1)
-        s1 = filter2_valid_separable(ref * ref, g1) - mu1 * mu1
-        s2 = filter2_valid_separable(dist * dist, g1) - mu2 * mu2
-        s12 = filter2_valid_separable(ref * dist, g1) - mu1 * mu2
-        s1[s1 < 0] = 0
-        s2[s2 < 0] = 0
-        g = s12 / (s1 + _EPS)
-        sv = s2 - g * s12
-        m = s1 < _EPS
-        g[m] = 0
-        sv[m] = s2[m]
-        s1[m] = 0
-        m = s2 < _EPS
-        g[m] = 0
-        sv[m] = 0
-        m = g < 0
-        sv[m] = s2[m]
-        g[m] = 0
-        sv[sv <= _EPS] = _EPS
-        yield g, sv, s1
+        s2_shared = filter2_valid_separable(dist * dist, g1) - mu2 * mu2
+        s2_shared[s2_shared < 0] = 0
+        for i, ref in enumerate(refs):
+            mu1 = filter2_valid_separable(ref, g1)
+            s1 = filter2_valid_separable(ref * ref, g1) - mu1 * mu1
+            s12 = filter2_valid_separable(ref * dist, g1) - mu1 * mu2
+            s2 = s2_shared.copy()
+            s1[s1 < 0] = 0
+            g = s12 / (s1 + _EPS)
+            sv = s2 - g * s12
+            m = s1 < _EPS
+            g[m] = 0
+            sv[m] = s2[m]
+            s1[m] = 0
+            m = s2 < _EPS
+            g[m] = 0
+            sv[m] = 0
+            m = g < 0
+            sv[m] = s2[m]
+            g[m] = 0
+            sv[sv <= _EPS] = _EPS
+            out[i].append((g, sv, s1))
+    return out
+
+
+def _vif_gains(ref: np.ndarray, dist: np.ndarray) -> list[tuple]:
+    """:func:`_vif_gains_multi` for one source."""
+    return _vif_gains_multi([ref], dist)[0]
 
 
 def _vid_vind(g: np.ndarray, sv: np.ndarray, s1: np.ndarray, sigma_nsq: float):
@@ -102,7 +113,7 @@ def vif_pair(ref: np.ndarray, dist: np.ndarray, sigma_nsq: float = 2.0) -> float
     """
     r, d = as_image(ref, "source"), as_image(dist, "fused")
     check_triplet(d, r, r)
-    return _vif_from(list(_vif_gains(r, d)), sigma_nsq)
+    return _vif_from(_vif_gains(r, d), sigma_nsq)
 
 
 def vif(fused: np.ndarray, a: np.ndarray, b: np.ndarray, reduce: str = "sum") -> float:
@@ -114,7 +125,8 @@ def vif(fused: np.ndarray, a: np.ndarray, b: np.ndarray, reduce: str = "sum") ->
     """
     f, x, y = as_image(fused, "fused"), as_image(a, "a"), as_image(b, "b")
     check_triplet(f, x, y)
-    total = vif_pair(x, f) + vif_pair(y, f)
+    ga, gb = _vif_gains_multi([x, y], f)
+    total = _vif_from(ga, 2.0) + _vif_from(gb, 2.0)
     if reduce == "sum":
         return total
     if reduce == "mean":
@@ -136,7 +148,7 @@ def viff(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     """
     f, x, y = as_image(fused, "fused"), as_image(a, "a"), as_image(b, "b")
     check_triplet(f, x, y)
-    return _viff_from(list(_vif_gains(x, f)), list(_vif_gains(y, f)))
+    return _viff_from(*_vif_gains_multi([x, y], f))
 
 
 def vif_and_viff(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -147,5 +159,5 @@ def vif_and_viff(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float
     """
     f, x, y = as_image(fused, "fused"), as_image(a, "a"), as_image(b, "b")
     check_triplet(f, x, y)
-    ga, gb = list(_vif_gains(x, f)), list(_vif_gains(y, f))
+    ga, gb = _vif_gains_multi([x, y], f)
     return _vif_from(ga, 2.0) + _vif_from(gb, 2.0), _viff_from(ga, gb)

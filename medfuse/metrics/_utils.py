@@ -63,7 +63,7 @@ def minmax_to_255(x: np.ndarray) -> np.ndarray:
     lo, hi = float(x.min()), float(x.max())
     if hi == lo:
         return np.zeros_like(x, dtype=np.float64)
-    return matlab_round((x - lo) / (hi - lo) * 255.0)
+    return np.floor((x - lo) / (hi - lo) * 255.0 + 0.5)  # MATLAB round of non-negative values
 
 
 def fspecial_gaussian_1d(n: int, sigma: float) -> np.ndarray:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ._utils import as_image, check_triplet, matlab_round
+from ._utils import as_image, check_triplet
 
 __all__ = ["mutual_information", "cross_entropy"]
 
@@ -17,7 +17,7 @@ def _mi_pair(x: np.ndarray, f: np.ndarray) -> float:
     def bins(img: np.ndarray) -> np.ndarray:
         lo, hi = float(img.min()), float(img.max())
         s = np.zeros_like(img) if hi == lo else (img - lo) / (hi - lo)
-        return matlab_round(s * 255.0).astype(np.int64).ravel()
+        return np.floor(s * 255.0 + 0.5).astype(np.int64).ravel()  # MATLAB round, s >= 0
 
     bx, bf = bins(x), bins(f)
     joint = np.bincount(bx * 256 + bf, minlength=256 * 256).astype(np.float64) / bx.size

@@ -100,6 +100,23 @@ def scd(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return _pearson(x, f - y) + _pearson(y, f - x)
 
 
+def _ssim_vifb(f: np.ndarray, sources: list[np.ndarray]) -> list[float]:
+    """VIFB's Gaussian SSIM of each source against ``f`` (the fused moments filtered once)."""
+    g = fspecial_gaussian_1d(11, 1.5)
+    c1 = (0.01 * 255.0) ** 2
+    c2 = (0.03 * 255.0) ** 2
+    mu2 = filter2_valid_separable(f, g)
+    s22 = filter2_valid_separable(f * f, g) - mu2 * mu2
+    out = []
+    for s in sources:
+        mu1 = filter2_valid_separable(s, g)
+        s11 = filter2_valid_separable(s * s, g) - mu1 * mu1
+        s12 = filter2_valid_separable(s * f, g) - mu1 * mu2
+        m = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1 * mu1 + mu2 * mu2 + c1) * (s11 + s22 + c2))
+        out.append(float(np.mean(m)))
+    return out
+
+
 def ssim_pair(fused: np.ndarray, x: np.ndarray, convention: str = "vifb", crop: bool = True) -> float:
     """SSIM of one source ``x`` against the fused image (higher is better, max 1).
 
@@ -121,16 +138,7 @@ def ssim_pair(fused: np.ndarray, x: np.ndarray, convention: str = "vifb", crop: 
         f = as_image(fused, "fused")
         s = as_image(x, "source")
         check_triplet(f, s, s)
-        g = fspecial_gaussian_1d(11, 1.5)
-        mu1 = filter2_valid_separable(s, g)
-        mu2 = filter2_valid_separable(f, g)
-        s11 = filter2_valid_separable(s * s, g) - mu1 * mu1
-        s22 = filter2_valid_separable(f * f, g) - mu2 * mu2
-        s12 = filter2_valid_separable(s * f, g) - mu1 * mu2
-        c1 = (0.01 * 255.0) ** 2
-        c2 = (0.03 * 255.0) ** 2
-        m = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1 * mu1 + mu2 * mu2 + c1) * (s11 + s22 + c2))
-        return float(np.mean(m))
+        return _ssim_vifb(f, [s])[0]
     if convention == "skimage":
         im1 = as_image(fused, "fused", np.float32)
         im2 = as_image(x, "source", np.float32)
@@ -174,7 +182,10 @@ def ssim(
         crop: passed to :func:`ssim_pair` for the ``skimage`` convention.
     """
     f, x, y = _triplet(fused, a, b)
-    total = ssim_pair(f, x, convention, crop) + ssim_pair(f, y, convention, crop)
+    if convention == "vifb":
+        total = sum(_ssim_vifb(f, [x, y]))
+    else:
+        total = ssim_pair(f, x, convention, crop) + ssim_pair(f, y, convention, crop)
     if reduce == "sum":
         return total
     if reduce == "mean":

@@ -47,7 +47,9 @@ def command(a_dir, b_dir, fused, profile, metrics, out_dir, overwrite, no_plots,
     Prints a table (one column per method, mean ± std, best in bold; ↑ higher / ↓ lower is
     better) and writes CSV, Markdown and one box plot per metric.
 
-    Example: medfuse evaluate --a CT --b MRI --fused avg=F_avg --fused ecfusion=out -o eval
+    \b
+    Example:
+      medfuse evaluate --a CT --b MRI --fused avg=F_avg --fused ecfusion=out -o eval
     """
     from medfuse.metrics.evaluate import evaluate_folders, summary_text
 

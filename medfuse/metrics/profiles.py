@@ -17,6 +17,7 @@ docs/metrics.md for every definition and direction.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 
@@ -194,6 +195,9 @@ class FusionMetrics:
     def prepare(self, img: object, name: str) -> np.ndarray:
         """Luma of ``img`` as float64 ``(H, W)``, rounded and clipped to 0..255 when quantizing."""
         y = to_luma(img, name)
+        if y.size and float(y.max()) <= 1.0 and np.any(y != np.round(y)):
+            warnings.warn(f"{name}: values lie in [0, 1]; fusion metrics expect 0..255 (multiply by 255)",
+                          stacklevel=3)
         if self.quantize:
             y = np.clip(np.rint(y), 0.0, 255.0)
         return y

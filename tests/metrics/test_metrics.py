@@ -231,3 +231,9 @@ def test_aggregate():
     assert s["MI"]["mean"] == pytest.approx(2.0) and s["MI"]["n"] == 2
     assert s["Qabf"]["min"] == 0.5 and s["Qabf"]["max"] == 0.9
     assert aggregate([]) == {}
+
+
+def test_unit_range_input_warns():
+    f, a, b = _triplet()
+    with pytest.warns(UserWarning, match=r"\[0, 1\]"):
+        FusionMetrics("vifb", ["EN"])(f / 255.0, a, b)

@@ -26,6 +26,9 @@ def _vif_gains_multi(refs: list[np.ndarray], dist: np.ndarray) -> list[list[tupl
     filtered 'valid' and subsampled ``[::2, ::2]``; moments from 'valid' filtering (population),
     then the fix-ups of ``vifp_mscale`` in its order.
     """
+    if min(dist.shape) < 41:
+        raise ValueError(f"image of {dist.shape[1]}x{dist.shape[0]} px is too small for VIF/VIFF "
+                         "(4 scales need at least 41 px per side)")
     out: list[list[tuple]] = [[] for _ in refs]
     refs = list(refs)
     for scale in range(1, 5):

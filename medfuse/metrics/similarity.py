@@ -102,6 +102,8 @@ def scd(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 
 def _ssim_vifb(f: np.ndarray, sources: list[np.ndarray]) -> list[float]:
     """VIFB's Gaussian SSIM of each source against ``f`` (the fused moments filtered once)."""
+    if min(f.shape) < 11:
+        raise ValueError(f"image of {f.shape[1]}x{f.shape[0]} px is too small for SSIM (11x11 window)")
     g = fspecial_gaussian_1d(11, 1.5)
     c1 = (0.01 * 255.0) ** 2
     c2 = (0.03 * 255.0) ** 2

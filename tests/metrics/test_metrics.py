@@ -237,3 +237,12 @@ def test_unit_range_input_warns():
     f, a, b = _triplet()
     with pytest.warns(UserWarning, match=r"\[0, 1\]"):
         FusionMetrics("vifb", ["EN"])(f / 255.0, a, b)
+
+
+def test_too_small_images_are_refused_clearly():
+    img = np.random.default_rng(0).integers(0, 256, (32, 32)).astype(float)
+    with pytest.raises(ValueError, match="too small for VIF"):
+        FusionMetrics("vifb", ["VIF"])(img, img, img)
+    with pytest.raises(ValueError, match="too small for SSIM"):
+        M.ssim(img[:8, :8], img[:8, :8], img[:8, :8])
+    assert FusionMetrics("vifb", ["EN", "Qabf"])(img, img, img)["EN"] > 0

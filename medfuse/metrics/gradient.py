@@ -18,18 +18,15 @@ def _grad(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sx = sobel_conv_same(img, SOBEL_X)
     sy = sobel_conv_same(img, SOBEL_Y)
     g = np.sqrt(sx * sx + sy * sy)
-    alpha = np.full_like(img, math.pi / 2)
-    nz = sx != 0
-    alpha[nz] = np.arctan(sy[nz] / sx[nz])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(sx == 0, math.pi / 2, np.arctan(sy / sx))
     return g, alpha
 
 
 def _q(gx: np.ndarray, ax: np.ndarray, gf: np.ndarray, af: np.ndarray) -> np.ndarray:
-    G = np.where(gx > gf, np.divide(gf, gx, where=gx > gf, out=np.zeros_like(gf)), 0.0)
-    lt = gx < gf
-    G[lt] = gx[lt] / gf[lt]
-    eq = gx == gf
-    G[eq] = gf[eq]  # the references' bug (should be 1), kept for comparability
+    with np.errstate(divide="ignore", invalid="ignore"):
+        G = np.minimum(gx, gf) / np.maximum(gx, gf)  # gF/gX where gX > gF, gX/gF where gX < gF
+    G = np.where(gx == gf, gf, G)  # the references' bug (should be 1), kept for comparability
     A = 1.0 - np.abs(ax - af) / (math.pi / 2)
     qg = _TG / (1.0 + np.exp(_KG * (G - _DG)))
     qa = _TA / (1.0 + np.exp(_KA * (A - _DA)))

@@ -119,6 +119,35 @@ def _ssim_vifb(f: np.ndarray, sources: list[np.ndarray]) -> list[float]:
     return out
 
 
+def _ssim_skimage(im1: np.ndarray, sources: list[np.ndarray], crop: bool) -> list[float]:
+    """scikit-image 0.19 ``structural_similarity(im1, src)`` defaults on float32, data_range 2, for
+    each source; the fused image's filtered moments are computed once (same operation order)."""
+    win = 7
+    if min(im1.shape) < win:
+        raise ValueError(f"image of {im1.shape[1]}x{im1.shape[0]} px is too small for SSIM (7x7 window)")
+    cov_norm = win * win / (win * win - 1.0)
+    data_range = 2.0  # dtype_range[float32] = (-1, 1) in scikit-image
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    ux = ndimage.uniform_filter(im1, size=win)
+    uxx = ndimage.uniform_filter(im1 * im1, size=win)
+    vx = cov_norm * (uxx - ux * ux)
+    out = []
+    for im2 in sources:
+        uy = ndimage.uniform_filter(im2, size=win)
+        uyy = ndimage.uniform_filter(im2 * im2, size=win)
+        uxy = ndimage.uniform_filter(im1 * im2, size=win)
+        vy = cov_norm * (uyy - uy * uy)
+        vxy = cov_norm * (uxy - ux * uy)
+        a1, a2, b1, b2 = (2 * ux * uy + c1, 2 * vxy + c2, ux**2 + uy**2 + c1, vx + vy + c2)
+        s = (a1 * a2) / (b1 * b2)
+        if crop:
+            p = (win - 1) // 2
+            s = s[p:-p, p:-p]
+        out.append(float(s.mean(dtype=np.float64)))
+    return out
+
+
 def ssim_pair(fused: np.ndarray, x: np.ndarray, convention: str = "vifb", crop: bool = True) -> float:
     """SSIM of one source ``x`` against the fused image (higher is better, max 1).
 
@@ -145,25 +174,7 @@ def ssim_pair(fused: np.ndarray, x: np.ndarray, convention: str = "vifb", crop: 
         im1 = as_image(fused, "fused", np.float32)
         im2 = as_image(x, "source", np.float32)
         check_triplet(im1, im2, im2)
-        win = 7
-        cov_norm = win * win / (win * win - 1.0)
-        ux = ndimage.uniform_filter(im1, size=win)
-        uy = ndimage.uniform_filter(im2, size=win)
-        uxx = ndimage.uniform_filter(im1 * im1, size=win)
-        uyy = ndimage.uniform_filter(im2 * im2, size=win)
-        uxy = ndimage.uniform_filter(im1 * im2, size=win)
-        vx = cov_norm * (uxx - ux * ux)
-        vy = cov_norm * (uyy - uy * uy)
-        vxy = cov_norm * (uxy - ux * uy)
-        data_range = 2.0  # dtype_range[float32] = (-1, 1) in scikit-image
-        c1 = (0.01 * data_range) ** 2
-        c2 = (0.03 * data_range) ** 2
-        a1, a2, b1, b2 = (2 * ux * uy + c1, 2 * vxy + c2, ux**2 + uy**2 + c1, vx + vy + c2)
-        s = (a1 * a2) / (b1 * b2)
-        if crop:
-            p = (win - 1) // 2
-            s = s[p:-p, p:-p]
-        return float(s.mean(dtype=np.float64))
+        return _ssim_skimage(im1, [im2], crop)[0]
     raise ValueError(f"unknown SSIM convention {convention!r}: use 'vifb' or 'skimage'")
 
 
@@ -186,8 +197,10 @@ def ssim(
     f, x, y = _triplet(fused, a, b)
     if convention == "vifb":
         total = sum(_ssim_vifb(f, [x, y]))
+    elif convention == "skimage":
+        total = sum(_ssim_skimage(f.astype(np.float32), [x.astype(np.float32), y.astype(np.float32)], crop))
     else:
-        total = ssim_pair(f, x, convention, crop) + ssim_pair(f, y, convention, crop)
+        raise ValueError(f"unknown SSIM convention {convention!r}: use 'vifb' or 'skimage'")
     if reduce == "sum":
         return total
     if reduce == "mean":

@@ -6,6 +6,7 @@ to the definitions of VIFB (``vifb``), CDDFuse (``cddfuse``) or the papers' tabl
 """
 
 from .basic import average_gradient, edge_intensity, entropy, spatial_frequency, standard_deviation
+from .evaluate import EvaluationResult, evaluate_folders
 from .gradient import qabf
 from .information import cross_entropy, mutual_information
 from .perceptual import qcb, qcv
@@ -24,6 +25,8 @@ from .fidelity import vif, vif_and_viff, vif_pair, viff
 __all__ = [
     "FusionMetrics",
     "aggregate",
+    "evaluate_folders",
+    "EvaluationResult",
     "PROFILES",
     "DEFAULT_METRICS",
     "HIGHER_IS_BETTER",

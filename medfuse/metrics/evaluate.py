@@ -24,7 +24,7 @@ import numpy as np
 
 from medfuse.errors import GeometryError, InputError, OutputError
 
-from .profiles import FusionMetrics, aggregate, higher_is_better, to_luma
+from .profiles import FusionMetrics, aggregate, higher_is_better
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -227,6 +227,35 @@ class FusionMetrics:
                 out[m] = float(fn(f, x, y))
         return {m: float(out[m]) for m in self.metrics}
 
+    def score_batch(self, fused: object, a: object, b: object,
+                    value_range: tuple[float, float] = (0.0, 1.0)) -> list[dict[str, float]]:
+        """Score a batch, e.g. a network's validation output, image by image.
+
+        Args:
+            fused, a, b: ``(B, 1, H, W)`` or ``(B, 3, H, W)`` tensors/arrays (RGB is reduced to
+                its luma), values in ``value_range``; ``(-1, 1)`` for tanh outputs.
+            value_range: the data range, mapped linearly onto 0..255 (then clipped).
+
+        Returns:
+            one ``{metric: value}`` dict per image (pass them to :func:`aggregate`).
+        """
+        lo, hi = value_range
+        if not hi > lo:
+            raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
+
+        def to255(x: object) -> np.ndarray:
+            if hasattr(x, "detach"):
+                x = x.detach().float().cpu().numpy()
+            arr = np.asarray(x, dtype=np.float64)
+            if arr.ndim != 4 or arr.shape[1] not in (1, 3):
+                raise ValueError(f"expected (B, 1, H, W) or (B, 3, H, W), got {arr.shape}")
+            return np.clip((arr - lo) * (255.0 / (hi - lo)), 0.0, 255.0)
+
+        f, x, y = to255(fused), to255(a), to255(b)
+        if not (len(f) == len(x) == len(y)):
+            raise ValueError(f"batch sizes differ: fused {len(f)}, a {len(x)}, b {len(y)}")
+        return [self(fi, xi, yi) for fi, xi, yi in zip(f, x, y)]
+
     def __repr__(self) -> str:
         return f"FusionMetrics(profile={self.profile!r}, metrics={list(self.metrics)!r})"
 

@@ -246,3 +246,18 @@ def test_too_small_images_are_refused_clearly():
     with pytest.raises(ValueError, match="too small for SSIM"):
         M.ssim(img[:8, :8], img[:8, :8], img[:8, :8])
     assert FusionMetrics("vifb", ["EN", "Qabf"])(img, img, img)["EN"] > 0
+
+
+def test_score_batch_of_network_outputs_in_minus_one_one():
+    torch = pytest.importorskip("torch")
+    f, a, b = _triplet()
+    g, c, d = _triplet("SPECT-MRI", "10007", "F_max")
+    fm = FusionMetrics("vifb", ["MI", "Qabf", "VIF"])
+
+    def batch(*imgs):  # (B, 1, H, W) in [-1, 1], as the networks produce
+        return torch.from_numpy(np.stack([i.astype(np.float32) / 127.5 - 1 for i in imgs])[:, None])
+
+    rows = fm.score_batch(batch(f, g), batch(a, c), batch(b, d), value_range=(-1, 1))
+    assert rows == [fm(f, a, b), fm(g, c, d)]
+    with pytest.raises(ValueError, match="B, 1, H, W"):
+        fm.score_batch(f, a, b)

@@ -61,6 +61,14 @@ def test_percentile_on_large_volume_matches_numpy(ct):
                                rtol=1e-5)
 
 
+def test_device_path_percentiles_match_numpy(t1):
+    from medfuse.transforms.array import _kth_percentiles
+
+    flat = t1.as_tensor().reshape(-1)
+    q = [0.0, 0.5, 37.3, 99.5, 100.0]
+    np.testing.assert_allclose(_kth_percentiles(flat, q), np.percentile(flat.numpy(), q), rtol=1e-6)
+
+
 def test_windowd_per_key(ct, t1):
     d = Windowd(keys=["ct", "mr"], preset=["ct-bone", "mr"])({"ct": ct, "mr": t1})
     assert d["ct"].meta["window"]["preset"] == "ct-bone"

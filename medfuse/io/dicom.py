@@ -118,26 +118,32 @@ def read_header(path: str | os.PathLike, stop_before_pixels: bool = True) -> Any
     from pydicom.errors import InvalidDicomError
 
     p = Path(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            return pydicom.dcmread(p, stop_before_pixels=stop_before_pixels)
+            ds = pydicom.dcmread(p, stop_before_pixels=stop_before_pixels)
         except InvalidDicomError:
-            pass
+            ds = None
         except FileNotFoundError as exc:
             raise InputError(f"{p}: no such file") from exc
         except IsADirectoryError as exc:
             raise InputError(f"{p}: is a folder, not a DICOM file") from exc
         except Exception as exc:  # pydicom raises many kinds on corrupt files
             raise InputError(f"{p}: unreadable DICOM ({_one_line(exc)})") from exc
-        try:
-            ds = pydicom.dcmread(p, stop_before_pixels=stop_before_pixels, force=True)
-            ok = "Rows" in ds and "Columns" in ds
-        except Exception:
-            ok = False
-        if not ok:
-            raise InputError(f"{p}: not a DICOM file (no DICM header) and no image attributes")
-        return ds
+        if ds is None:
+            try:
+                ds = pydicom.dcmread(p, stop_before_pixels=stop_before_pixels, force=True)
+                ok = "Rows" in ds and "Columns" in ds
+            except Exception:
+                ok = False
+            if not ok:
+                raise InputError(f"{p}: not a DICOM image (no DICM file header and no Rows/Columns)")
+    if any("End of file reached" in str(w.message) for w in caught):
+        raise InputError(
+            f"{p}: truncated file (end of file reached inside the encapsulated pixel data or a "
+            "sequence)"
+        )
+    return ds
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,7 +349,8 @@ def _decode(ds: Any, path: Path) -> np.ndarray:
             raise InputError(f"{path}: {why} ({text})") from exc
 
 
-def _stack(frames: list[_Frame], label: str) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+def _stack(frames: list[_Frame], label: str, decoded: dict[Path, np.ndarray] | None = None
+           ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """Decode and stack sorted frames: returns ((C, I, J, K) float32, RAS affine, headers)."""
     frames, step = _sort_and_check(frames, label)
     rows, cols, samples = frames[0].shape
@@ -354,9 +361,12 @@ def _stack(frames: list[_Frame], label: str) -> tuple[np.ndarray, np.ndarray, li
     headers: dict[Path, Any] = {}
     for path, items in by_file.items():
         ds = items[0][1].header
-        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-            ds = read_header(path, stop_before_pixels=False)
-        arr = _decode(ds, path)
+        if decoded is not None and path in decoded:
+            arr = decoded[path]
+        else:
+            if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+                ds = read_header(path, stop_before_pixels=False)
+            arr = _decode(ds, path)
         n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         if n_frames > 1 and arr.ndim == (3 if samples == 1 else 4) and arr.shape[0] != n_frames:
             raise InputError(f"{path}: decoded {arr.shape[0]} frames, header says {n_frames}")
@@ -416,8 +426,10 @@ def read_dicom_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, di
     """
     p = Path(path)
     ds = read_header(p, stop_before_pixels=False)
+    _check_image(ds, p)
+    decoded = {p: _decode(ds, p)}  # undecodable data is reported before missing geometry
     frames = _frames_of(ds, p)
-    vol, affine, headers = _stack(frames, str(p))
+    vol, affine, headers = _stack(frames, str(p), decoded)
     meta = _meta_from(ds)
     meta["dicom_datasets"] = headers
     return vol, affine, meta

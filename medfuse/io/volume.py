@@ -157,17 +157,19 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
     if not p.exists():
         raise InputError(f"{p}: no such file or folder")
     fmt = detect_format(p)
-    if fmt == "dicom-series":
-        arr, affine, meta = read_dicom_series(p, series_uid=series_uid)
-    elif fmt == "dicom-file":
-        arr, affine, meta = read_dicom_file(p)
-        if series_uid is not None and meta.get("series_instance_uid") != series_uid:
-            raise InputError(f"{p}: belongs to series {meta.get('series_instance_uid')}, "
-                             f"not {series_uid}")
-    elif fmt == "nifti":
-        arr, affine, meta = _read_nifti(p)
-    else:
-        arr, affine, meta = _read_sitk(p)
+    with warnings.catch_warnings():  # pydicom/nibabel chatter about harmless header oddities
+        warnings.simplefilter("ignore")
+        if fmt == "dicom-series":
+            arr, affine, meta = read_dicom_series(p, series_uid=series_uid)
+        elif fmt == "dicom-file":
+            arr, affine, meta = read_dicom_file(p)
+            if series_uid is not None and meta.get("series_instance_uid") != series_uid:
+                raise InputError(f"{p}: belongs to series {meta.get('series_instance_uid')}, "
+                                 f"not {series_uid}")
+        elif fmt == "nifti":
+            arr, affine, meta = _read_nifti(p)
+        else:
+            arr, affine, meta = _read_sitk(p)
     full = {
         "modality": "",
         "frame_of_reference_uid": None,

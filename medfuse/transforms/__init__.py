@@ -76,7 +76,9 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     try:
         colour = importlib.import_module(".colour", __name__)
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.colour":
+            raise
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     if name in getattr(colour, "__all__", ()):
         return getattr(colour, name)

@@ -187,3 +187,16 @@ def test_evaluate_subprocess(triplet_dirs, tmp_path):
     assert p.returncode == 0, p.stderr
     assert "F_max" in p.stdout and "VIF" in p.stdout
     assert (out / "summary.md").is_file() and len(list(out.glob("boxplot_*.png"))) == 6
+
+
+def test_evaluate_refuses_volumes_on_different_grids(phantom_dir, tmp_path):
+    """Real DICOM series of the MRI-DIR phantom: CT and MR grids differ -> exit 4, nothing written."""
+    for label, series in (("A", "CT_every4th"), ("B", "MR_T2"), ("F", "MR_T2")):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "phantom").symlink_to(phantom_dir / series, target_is_directory=True)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["evaluate", "--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"),
+                                 "--fused", f"f={tmp_path / 'F'}", "--metrics", "MI", "-o", str(out)])
+    assert r.exit_code == 4, r.output
+    assert "grid" in r.output and "Traceback" not in r.output
+    assert not out.exists() or not any(out.iterdir())

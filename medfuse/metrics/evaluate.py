@@ -160,12 +160,12 @@ def _read_volume(p: Path) -> tuple[np.ndarray, np.ndarray, bool]:
     from medfuse.io import load_volume
 
     vol = load_volume(p)
-    arr = np.asarray(vol.detach().cpu().numpy(), dtype=np.float64)
+    arr = np.asarray(vol.detach().cpu().numpy(), dtype=np.float32)  # slices become float64 later
     affine = np.asarray(vol.affine, dtype=np.float64)
     lo, hi = float(arr.min()), float(arr.max())
     if lo >= 0 and hi <= 255:
         return arr, affine, False
-    scaled = np.zeros_like(arr) if hi == lo else (arr - lo) * (255.0 / (hi - lo))
+    scaled = np.zeros_like(arr) if hi == lo else (arr - np.float32(lo)) * np.float32(255.0 / (hi - lo))
     return scaled, affine, True
 
 

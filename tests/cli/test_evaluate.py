@@ -1,0 +1,202 @@
+"""``medfuse evaluate`` on real images: the reference triplets (values checked against VIFB's own
+output), Harvard PET-MRI pairs (RGB sources), a real NIfTI volume pair, and the error paths."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from medfuse.cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO.parent / "shared" / "reference"
+PAIRS = {"CT-MRI": ("16003", "16004"), "PET-MRI": ("25016", "25017"), "SPECT-MRI": ("10007", "10008")}
+
+
+@pytest.fixture(scope="module")
+def triplet_dirs(tmp_path_factory) -> Path:
+    """A/, B/, F_avg/, F_max/ folders holding the 6 reference triplets as <pair>.png."""
+    if not REFERENCE.is_dir():
+        pytest.skip(f"reference folder not found: {REFERENCE}")
+    root = tmp_path_factory.mktemp("triplets")
+    for task, pairs in PAIRS.items():
+        for pair in pairs:
+            for img in ("A", "B", "F_avg", "F_max"):
+                (root / img).mkdir(exist_ok=True)
+                shutil.copy(REFERENCE / "triplets" / task / pair / f"{img}.png", root / img / f"{pair}.png")
+    return root
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, ["evaluate", *args], catch_exceptions=False)
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_evaluate_reproduces_vifb_reference_values(triplet_dirs, tmp_path):
+    out = tmp_path / "out"
+    r = _run("--a", str(triplet_dirs / "A"), "--b", str(triplet_dirs / "B"),
+             "--fused", f"F_avg={triplet_dirs / 'F_avg'}", "--fused", f"F_max={triplet_dirs / 'F_max'}",
+             "--profile", "vifb", "--no-progress", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    rows = {(row["method"], row["image"]): row for row in _csv(out / "per_image.csv")}
+    assert len(rows) == 12
+    checked = 0
+    for ref in _csv(REFERENCE / "vifb_reference.csv"):
+        if ref["fused"] not in ("F_avg", "F_max"):
+            continue
+        got = float(rows[(ref["fused"], ref["pair"])][ref["metric"]])
+        rtol = 1e-2 if ref["metric"] == "Qcb" and ref["task"] != "CT-MRI" else 1e-6
+        assert got == pytest.approx(float(ref["value"]), rel=rtol), ref
+        checked += 1
+    assert checked == 12 * 13
+    # the printed table: one column per method, every default vifb metric, a direction arrow
+    assert "F_avg" in r.output and "F_max" in r.output and "Qcv ↓" in r.output and "Qabf ↑" in r.output
+    # summary.csv means are the means of the per-image values
+    summ = {(s["method"], s["metric"]): s for s in _csv(out / "summary.csv")}
+    qabf = [float(rows[("F_max", p)]["Qabf"]) for ps in PAIRS.values() for p in ps]
+    assert float(summ[("F_max", "Qabf")]["mean"]) == pytest.approx(np.mean(qabf), rel=1e-12)
+    assert int(summ[("F_max", "Qabf")]["n"]) == 6
+    # Markdown: best mean in bold, direction-aware (Qcv lower is better)
+    md = (out / "summary.md").read_text()
+    qcv_line = next(line for line in md.splitlines() if line.startswith("| Qcv"))
+    qcv = {m: float(summ[(m, "Qcv")]["mean"]) for m in ("F_avg", "F_max")}
+    best = min(qcv, key=qcv.get)
+    cells = qcv_line.strip("|").split("|")[1:]
+    assert ("**" in cells[0]) == (best == "F_avg") and ("**" in cells[1]) == (best == "F_max")
+    # one readable box plot per metric
+    plots = sorted(out.glob("boxplot_*.png"))
+    assert len(plots) == len({s["metric"] for s in summ.values()}) == 17
+    with Image.open(plots[0]) as im:
+        assert im.format == "PNG" and im.size[0] > 200
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_evaluate_harvard_rgb_pet_pairs_with_cddfuse_profile(harvard_dir, tmp_path):
+    """RGB PET sources are scored on their luma: same numbers as with the luma saved as grey."""
+    from medfuse.metrics import FusionMetrics, to_luma
+
+    names = sorted(p.name for p in (harvard_dir / "PET-MRI" / "PET").glob("*.png"))[:4]
+    for d in ("A", "Y", "B", "avg"):
+        (tmp_path / d).mkdir()
+    expected = {}
+    for n in names:
+        rgb = np.asarray(Image.open(harvard_dir / "PET-MRI" / "PET" / n).convert("RGB"))
+        y = np.rint(to_luma(rgb)).astype(np.uint8)
+        mri = np.asarray(Image.open(harvard_dir / "PET-MRI" / "MRI" / n))
+        avg = np.rint((y.astype(float) + mri) / 2).astype(np.uint8)
+        shutil.copy(harvard_dir / "PET-MRI" / "PET" / n, tmp_path / "A" / n)
+        Image.fromarray(y).save(tmp_path / "Y" / n)
+        shutil.copy(harvard_dir / "PET-MRI" / "MRI" / n, tmp_path / "B" / n)
+        Image.fromarray(avg).save(tmp_path / "avg" / n)
+        expected[n[:-4]] = FusionMetrics("cddfuse", ["MI", "Qabf", "SSIM"])(avg, y, mri)
+    res = {}
+    for src in ("A", "Y"):
+        out = tmp_path / f"out_{src}"
+        r = _run("--a", str(tmp_path / src), "--b", str(tmp_path / "B"), "--fused", f"avg={tmp_path / 'avg'}",
+                 "--profile", "cddfuse", "--metrics", "MI,Qabf,SSIM", "--no-plots", "-o", str(out))
+        assert r.exit_code == 0, r.output
+        res[src] = _csv(out / "per_image.csv")
+        assert not list(out.glob("*.png"))
+    assert res["A"] == res["Y"]
+    for row in res["A"]:
+        for m in ("MI", "Qabf", "SSIM"):
+            assert float(row[m]) == pytest.approx(expected[row["image"]][m], rel=1e-12)
+
+
+def test_evaluate_volumes_slice_by_slice(stroke_dir, tmp_path):
+    """Co-registered real NIfTI volumes (T1 as A, FLAIR as B, their mean as fused), 4 slices."""
+    nib = pytest.importorskip("nibabel")
+    pytest.importorskip("medfuse.io")
+    from medfuse.metrics import FusionMetrics
+
+    data = {}
+    for label, src in (("A", "T1"), ("B", "FLAIR")):
+        img = nib.load(stroke_dir / f"{src}.nii.gz")
+        data[label] = np.asarray(img.dataobj)[:, :, 60:64].astype(np.float32)
+        affine = img.affine.copy()
+        affine[:3, 3] += affine[:3, 2] * 60  # the cropped block's first voxel
+    data["mean"] = np.rint((data["A"] + data["B"]) / 2).astype(np.float32)
+    for label, arr in data.items():
+        (tmp_path / label).mkdir()
+        nib.save(nib.Nifti1Image(arr, affine), tmp_path / label / "stroke.nii.gz")
+    out = tmp_path / "out"
+    r = _run("--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"), "--fused", f"mean={tmp_path / 'mean'}",
+             "--metrics", "MI,Qabf", "--no-plots", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    rows = _csv(out / "per_image.csv")
+    assert [row["image"] for row in rows] == [f"stroke:k{k:03d}" for k in range(4)]
+    for k, row in enumerate(rows):
+        want = FusionMetrics("vifb", ["MI", "Qabf"])(data["mean"][:, :, k], data["A"][:, :, k], data["B"][:, :, k])
+        assert float(row["MI"]) == pytest.approx(want["MI"], rel=1e-9)
+        assert float(row["Qabf"]) == pytest.approx(want["Qabf"], rel=1e-9)
+
+
+def test_evaluate_errors(triplet_dirs, tmp_path):
+    a, b, f = (str(triplet_dirs / n) for n in ("A", "B", "F_avg"))
+    # a fused folder lacking one image: exit 3, one line naming the folder and the missing image
+    partial = tmp_path / "partial"
+    shutil.copytree(f, partial)
+    (partial / "16004.png").unlink()
+    r = CliRunner().invoke(cli, ["evaluate", "--a", a, "--b", b, "--fused", f"p={partial}", "-o", str(tmp_path / "o1")])
+    assert r.exit_code == 3
+    assert r.output.count("\n") == 1 and "16004" in r.output and "partial" in r.output
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "o1").exists()
+    # a size mismatch
+    small = tmp_path / "small"
+    shutil.copytree(f, small)
+    Image.open(small / "10007.png").resize((128, 128)).save(small / "10007.png")
+    r = CliRunner().invoke(cli, ["evaluate", "--a", a, "--b", b, "--fused", f"s={small}", "-o", str(tmp_path / "o2")])
+    assert r.exit_code == 3 and "10007" in r.output and "128x128" in r.output
+    # unknown metric: usage error
+    r = CliRunner().invoke(cli, ["evaluate", "--a", a, "--b", b, "--fused", f"x={f}", "--metrics", "MI,NIQE",
+                                 "-o", str(tmp_path / "o3")])
+    assert r.exit_code == 2 and "NIQE" in r.output
+    # existing results are not overwritten without --overwrite
+    out = tmp_path / "o4"
+    args = ["evaluate", "--a", a, "--b", b, "--fused", f"x={f}", "--metrics", "EN", "--no-plots", "-o", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 5 and "--overwrite" in r.output
+    assert CliRunner().invoke(cli, [*args, "--overwrite"]).exit_code == 0
+    # missing folder
+    r = CliRunner().invoke(cli, ["evaluate", "--a", str(tmp_path / "nope"), "--b", b, "--fused", f"x={f}",
+                                 "-o", str(tmp_path / "o5")])
+    assert r.exit_code == 3 and "nope" in r.output
+
+
+def test_evaluate_subprocess(triplet_dirs, tmp_path):
+    """The real entry point: ``python -m medfuse evaluate`` from the repository root."""
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "medfuse", "evaluate", "--a", str(triplet_dirs / "A"),
+                        "--b", str(triplet_dirs / "B"), "--fused", str(triplet_dirs / "F_max"),
+                        "--profile", "paper", "--metrics", "MI,Qabf,VIF,SSIM,Qcb,Qcv", "-o", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "F_max" in p.stdout and "VIF" in p.stdout
+    assert (out / "summary.md").is_file() and len(list(out.glob("boxplot_*.png"))) == 6
+
+
+def test_evaluate_refuses_volumes_on_different_grids(phantom_dir, tmp_path):
+    """Real DICOM series of the MRI-DIR phantom: CT and MR grids differ -> exit 4, nothing written."""
+    for label, series in (("A", "CT_every4th"), ("B", "MR_T2"), ("F", "MR_T2")):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "phantom").symlink_to(phantom_dir / series, target_is_directory=True)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["evaluate", "--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"),
+                                 "--fused", f"f={tmp_path / 'F'}", "--metrics", "MI", "-o", str(out)])
+    assert r.exit_code == 4, r.output
+    assert "grid" in r.output and "Traceback" not in r.output
+    assert not out.exists() or not any(out.iterdir())

@@ -137,7 +137,9 @@ def read_header(path: str | os.PathLike, stop_before_pixels: bool = True) -> Any
             except Exception:
                 ok = False
             if not ok:
-                raise InputError(f"{p}: not a DICOM image (no DICM file header and no Rows/Columns)")
+                raise InputError(
+                    f"{p}: not a DICOM image (no DICM file header and no Rows/Columns)"
+                )
     if any("End of file reached" in str(w.message) for w in caught):
         raise InputError(
             f"{p}: truncated file (end of file reached inside the encapsulated pixel data or a "
@@ -210,8 +212,10 @@ def _frames_of(ds: Any, path: Path) -> list[_Frame]:
         frames = []
         for f, pf in enumerate(per_frame):
             pos = _fg_item(pf, "PlanePositionSequence")
-            ori = _fg_item(pf, "PlaneOrientationSequence") or _fg_item(shared, "PlaneOrientationSequence")
-            meas = _fg_item(pf, "PixelMeasuresSequence") or _fg_item(shared, "PixelMeasuresSequence")
+            ori = _fg_item(pf, "PlaneOrientationSequence") or _fg_item(
+                shared, "PlaneOrientationSequence")
+            meas = _fg_item(pf, "PixelMeasuresSequence") or _fg_item(
+                shared, "PixelMeasuresSequence")
             pvt = _fg_item(pf, "PixelValueTransformationSequence") or _fg_item(
                 shared, "PixelValueTransformationSequence"
             )
@@ -238,9 +242,11 @@ def _frames_of(ds: Any, path: Path) -> list[_Frame]:
         return frames
 
     if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
+        kind = getattr(ds.get("SOPClassUID"), "name", "") or "unknown SOP class"
+        extra = ", no per-frame functional groups" if multi else ""
         raise GeometryError(
-            f"{path}: no geometry (ImagePositionPatient/ImageOrientationPatient absent"
-            f"{', planar or secondary-capture image' if multi or ds.get('Modality') in ('NM', 'OT') else ''})"
+            f"{path}: no geometry (ImagePositionPatient/ImageOrientationPatient absent{extra}; "
+            f"{kind}, Modality {ds.get('Modality') or '?'})"
         )
     if "PixelSpacing" not in ds:
         raise GeometryError(f"{path}: no geometry (PixelSpacing absent)")

@@ -74,6 +74,9 @@ class ResampleToReference(Transform):
     value at the same world position (through both affines), so no voxel correspondence is assumed.
     The output keeps the moving image's metadata (modality, DICOM headers, ...) but takes the
     reference's affine and spatial shape; ``meta["resampled_to"]`` names the reference source.
+    ``meta["frame_of_reference_uid"]`` stays the moving image's unless ``pre_affine`` is given
+    (then the image is registered into the reference's frame and takes its UID): resampling alone
+    does not align two frames of reference (compare the UIDs before fusing).
 
     Args:
         mode: interpolation, "bilinear" (default) or "nearest" (labels), or a spline order 0-5.
@@ -132,10 +135,10 @@ class ResampleToReference(Transform):
         meta.update({
             "spatial_shape": np.asarray(reference.shape[1:]),
             "resampled_to": reference.meta.get("source_path", ""),
-            "frame_of_reference_uid": reference.meta.get("frame_of_reference_uid"),
         })
-        if pre_affine is not None:
+        if pre_affine is not None:  # registered into the reference's frame of reference
             meta["pre_affine"] = np.asarray(pa)
+            meta["frame_of_reference_uid"] = reference.meta.get("frame_of_reference_uid")
         return MetaTensor(out.as_tensor().to(torch.float32), affine=torch.as_tensor(ref_affine),
                           meta=meta)
 

@@ -112,6 +112,7 @@ def test_phantom_mr_onto_ct_grid(ct, phantom_dir):
     assert tuple(out.shape) == tuple(ct.shape)
     np.testing.assert_allclose(out.affine.numpy(), ct.affine.numpy())
     assert out.meta["modality"] == "MR"
+    assert out.meta["frame_of_reference_uid"] == mr.meta["frame_of_reference_uid"]  # not aligned
     assert float(out.max()) > 0  # overlapping fields of view in scanner coordinates
 
 

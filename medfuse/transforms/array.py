@@ -185,11 +185,29 @@ def _kth_percentiles(flat: torch.Tensor, q: Sequence[float]) -> list[float]:
     return out
 
 
+def _dicom_window(img: torch.Tensor) -> tuple[float, float] | None:
+    """First (WindowCenter, WindowWidth) of the image's first DICOM header, if any."""
+    headers = img.meta.get("dicom_datasets") if isinstance(img, MetaTensor) else None
+    if not headers:
+        return None
+    ds = headers[0]
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center is None or width is None:
+        return None
+    try:
+        c = float(center[0] if hasattr(center, "__len__") and not isinstance(center, str) else center)
+        w = float(width[0] if hasattr(width, "__len__") and not isinstance(width, str) else width)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (c, w) if w > 0 else None
+
+
 class Window(Transform):
     """Map intensities to [0, 1] through a window (values outside are clipped).
 
     Choose one of: a named ``preset`` (see :data:`WINDOW_PRESETS`; "auto" picks one from
-    ``img.meta["modality"]`` by :data:`MODALITY_PRESETS`, "mr" when unknown), an explicit
+    ``img.meta["modality"]`` by :data:`MODALITY_PRESETS`, "mr" when unknown; "dicom" uses the
+    first WindowCenter/WindowWidth of the source DICOM header, else "auto"), an explicit
     ``level``/``width`` (DICOM convention: lower = level - width / 2), or ``percentiles``
     ``(lo, hi)`` computed on the image. Explicit level/width or percentiles override the preset.
 
@@ -204,9 +222,10 @@ class Window(Transform):
 
     def __init__(self, preset: str | None = "auto", level: float | None = None,
                  width: float | None = None, percentiles: Sequence[float] | None = None) -> None:
-        if preset is not None and preset != "auto" and preset not in WINDOW_PRESETS:
+        if preset is not None and preset not in ("auto", "dicom") and preset not in WINDOW_PRESETS:
             raise InputError(
-                f"unknown window preset '{preset}' (known: auto, {', '.join(WINDOW_PRESETS)})"
+                f"unknown window preset '{preset}' (known: auto, dicom, "
+                f"{', '.join(WINDOW_PRESETS)})"
             )
         if (level is None) != (width is None):
             raise InputError("give both window level and width, or neither")
@@ -229,6 +248,11 @@ class Window(Transform):
             lo, hi = percentile(img, self.percentiles)
             return lo, hi, f"percentiles {self.percentiles[0]:g}-{self.percentiles[1]:g}"
         name = self.preset or "auto"
+        if name == "dicom":
+            found = _dicom_window(img)
+            if found is not None:
+                return found[0] - found[1] / 2.0, found[0] + found[1] / 2.0, "dicom"
+            name = "auto"
         if name == "auto":
             modality = str(img.meta.get("modality", "")) if isinstance(img, MetaTensor) else ""
             name = MODALITY_PRESETS.get(modality.upper(), "mr")

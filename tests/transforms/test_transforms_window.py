@@ -45,6 +45,14 @@ def test_auto_preset_from_modality(ct, t1):
     assert w.meta["window"]["upper"] == pytest.approx(np.percentile(np.arange(1000.0), 99.5))
 
 
+def test_dicom_preset_uses_header_window(ct, t1):
+    hdr = ct.meta["dicom_datasets"][0]
+    c, w = float(hdr.WindowCenter), float(hdr.WindowWidth)  # 40 / 400 in the phantom CT
+    out = Window("dicom")(ct[:, ::8, ::8, ::8])
+    assert out.meta["window"] == {"preset": "dicom", "lower": c - w / 2, "upper": c + w / 2}
+    assert Window("dicom")(t1).meta["window"]["preset"] == "mr"  # NIfTI: no header -> auto
+
+
 def test_percentiles_match_numpy(t1):
     x = t1.numpy()
     lo, hi = np.percentile(x, [2.0, 98.0])

@@ -515,8 +515,10 @@ def find_series(folder: str | os.PathLike, recursive: bool = True) -> list[Serie
     f = Path(folder)
     if not f.is_dir():
         raise InputError(f"{f}: not a folder")
-    groups = _scan(f, recursive)
-    infos = [_info(uid, items) for uid, items in groups.items()]
+    with warnings.catch_warnings():  # pydicom complains lazily about odd values (invalid UIs...)
+        warnings.simplefilter("ignore")
+        groups = _scan(f, recursive)
+        infos = [_info(uid, items) for uid, items in groups.items()]
     infos.sort(key=lambda s: (s.study_instance_uid, s.series_number or 0, s.series_description,
                               s.series_instance_uid))
     return infos

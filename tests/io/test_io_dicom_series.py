@@ -177,3 +177,23 @@ def test_empty_and_missing_inputs(tmp_path: Path):
     with pytest.raises(InputError, match="no such file"):
         load_volume(tmp_path / "absent")
     assert find_series(tmp_path) == []
+
+
+def test_folder_of_mixed_files_lists_its_series(shared_data: Path):
+    wg04 = shared_data / "odd_dicom" / "wg04"
+    series = find_series(wg04)
+    assert sum(s.n_files for s in series) == len(list(wg04.glob("*.dcm")))
+    with pytest.raises(InputError, match=f"{len(series)} series found"):
+        load_volume(wg04)
+    ct1 = pydicom.dcmread(wg04 / "CT1_UNC.dcm", stop_before_pixels=True)
+    vol = load_volume(wg04, series_uid=str(ct1.SeriesInstanceUID))
+    assert tuple(vol.shape) == (1, 512, 512, 1)
+
+
+def test_folder_holding_one_enhanced_multiframe_file(tmp_path: Path, shared_data: Path):
+    src = shared_data / "odd_dicom" / "pydicom_data_pkg" / "eCT_Supplemental.dcm"
+    os.symlink(src, tmp_path / "IM0001")  # no extension: found by content
+    vol = load_volume(tmp_path)
+    assert tuple(vol.shape) == (1, 512, 512, 2)
+    assert vol.meta["source_format"] == "dicom-series"
+    np.testing.assert_allclose(vol.affine.numpy(), load_volume(src).affine.numpy())

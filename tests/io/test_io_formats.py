@@ -163,3 +163,17 @@ def test_unsupported_file_is_an_input_error(tmp_path: Path):
     broken.write_bytes(b"garbage")
     with pytest.raises(InputError, match="unreadable NIfTI"):
         load_volume(broken)
+
+
+def test_nifti_2d_and_4d_from_real_data(stroke_dir: Path, tmp_path: Path):
+    img = nib.load(str(stroke_dir / "T2.nii.gz"))
+    data = np.asarray(img.dataobj)
+    flat = tmp_path / "slice.nii"
+    nib.save(nib.Nifti1Image(data[:, :, 70], img.affine), str(flat))
+    vol = load_volume(flat)
+    assert tuple(vol.shape) == (1, data.shape[0], data.shape[1], 1)
+    np.testing.assert_array_equal(vol[0, :, :, 0].numpy(), data[:, :, 70].astype(np.float32))
+    series = tmp_path / "two.nii.gz"
+    nib.save(nib.Nifti1Image(np.stack([data, data], -1), img.affine), str(series))
+    with pytest.raises(InputError, match="time series"):
+        load_volume(series)

@@ -26,14 +26,18 @@ def main() -> None:
 
     vol = load_volume(args.path)
     aff = vol.affine.numpy()
-    print(f"{vol.meta['modality'] or '?'} {tuple(vol.shape)} spacing {voxel_spacing(aff)} "
-          f"orientation {orientation_code(aff)}")
+    print(
+        f"{vol.meta['modality'] or '?'} {tuple(vol.shape)} spacing {voxel_spacing(aff)} "
+        f"orientation {orientation_code(aff)}"
+    )
     win = Window(args.preset)(vol)
     print(f"window {win.meta['window']}")
     slices = ExtractSlices("axial")(win)
     mid = slices.shape[0] // 2
-    print(f"{slices.shape[0]} axial slices of {tuple(slices.shape[2:])}; slice {mid} pixel (0, 0) "
-          f"at RAS {slices.meta['slice_positions'][mid].round(2).tolist()} mm")
+    print(
+        f"{slices.shape[0]} axial slices of {tuple(slices.shape[2:])}; slice {mid} pixel (0, 0) "
+        f"at RAS {slices.meta['slice_positions'][mid].round(2).tolist()} mm"
+    )
     if args.png:
         import matplotlib.pyplot as plt
 

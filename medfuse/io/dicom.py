@@ -201,7 +201,9 @@ def _frames_of(ds: Any, path: Path) -> list[_Frame]:
     shape = _check_image(ds, path)
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     multi = "NumberOfFrames" in ds
-    shared = ds.SharedFunctionalGroupsSequence[0] if ds.get("SharedFunctionalGroupsSequence") else None
+    shared = (
+        ds.SharedFunctionalGroupsSequence[0] if ds.get("SharedFunctionalGroupsSequence") else None
+    )
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
 
     if per_frame:  # enhanced multi-frame: functional groups
@@ -213,14 +215,19 @@ def _frames_of(ds: Any, path: Path) -> list[_Frame]:
         for f, pf in enumerate(per_frame):
             pos = _fg_item(pf, "PlanePositionSequence")
             ori = _fg_item(pf, "PlaneOrientationSequence") or _fg_item(
-                shared, "PlaneOrientationSequence")
+                shared, "PlaneOrientationSequence"
+            )
             meas = _fg_item(pf, "PixelMeasuresSequence") or _fg_item(
-                shared, "PixelMeasuresSequence")
+                shared, "PixelMeasuresSequence"
+            )
             pvt = _fg_item(pf, "PixelValueTransformationSequence") or _fg_item(
                 shared, "PixelValueTransformationSequence"
             )
-            if pos is None or ori is None or "ImagePositionPatient" not in pos or (
-                "ImageOrientationPatient" not in ori
+            if (
+                pos is None
+                or ori is None
+                or "ImagePositionPatient" not in pos
+                or ("ImageOrientationPatient" not in ori)
             ):
                 raise GeometryError(
                     f"{path}: no geometry (frame {f + 1} lacks PlanePosition/PlaneOrientation)"
@@ -230,7 +237,9 @@ def _frames_of(ds: Any, path: Path) -> list[_Frame]:
             src = pvt if pvt is not None else ds
             frames.append(
                 _Frame(
-                    path, ds, f,
+                    path,
+                    ds,
+                    f,
                     _floats(pos.ImagePositionPatient, 3, "ImagePositionPatient", path),
                     _floats(ori.ImageOrientationPatient, 6, "ImageOrientationPatient", path),
                     tuple(_floats(meas.PixelSpacing, 2, "PixelSpacing", path)),  # type: ignore[arg-type]
@@ -355,8 +364,9 @@ def _decode(ds: Any, path: Path) -> np.ndarray:
             raise InputError(f"{path}: {why} ({text})") from exc
 
 
-def _stack(frames: list[_Frame], label: str, decoded: dict[Path, np.ndarray] | None = None
-           ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+def _stack(
+    frames: list[_Frame], label: str, decoded: dict[Path, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """Decode and stack sorted frames: returns ((C, I, J, K) float32, RAS affine, headers)."""
     frames, step = _sort_and_check(frames, label)
     rows, cols, samples = frames[0].shape
@@ -519,8 +529,14 @@ def find_series(folder: str | os.PathLike, recursive: bool = True) -> list[Serie
         warnings.simplefilter("ignore")
         groups = _scan(f, recursive)
         infos = [_info(uid, items) for uid, items in groups.items()]
-    infos.sort(key=lambda s: (s.study_instance_uid, s.series_number or 0, s.series_description,
-                              s.series_instance_uid))
+    infos.sort(
+        key=lambda s: (
+            s.study_instance_uid,
+            s.series_number or 0,
+            s.series_description,
+            s.series_instance_uid,
+        )
+    )
     return infos
 
 
@@ -541,7 +557,8 @@ def read_dicom_series(
         (without pixel data) per instance in slice order, plus ``series_count`` (series found).
 
     Raises:
-        InputError: no series, several series and no (or an unknown) ``series_uid``, undecodable data.
+        InputError: no series, several series and no (or an unknown) ``series_uid``,
+            undecodable data.
         GeometryError: inconsistent geometry (uneven spacing, mixed orientation, duplicates).
     """
     f = Path(folder)

@@ -32,7 +32,8 @@ __all__ = [
     "percentile",
 ]
 
-#: Named windows. ``(level, width)`` in the image's units (HU for CT) or ``("percentiles", lo, hi)``.
+#: Named windows: ``(level, width)`` in the image's units (HU for CT), or
+#: ``("percentiles", lo, hi)``.
 WINDOW_PRESETS: dict[str, tuple] = {
     "ct-brain": (40.0, 80.0),
     "ct-subdural": (75.0, 215.0),
@@ -85,14 +86,22 @@ class ResampleToReference(Transform):
         dtype: computation dtype of the sampling grid (float32 keeps memory modest on large grids).
     """
 
-    def __init__(self, mode: str | int = "bilinear", padding_mode: str = "zeros",
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        mode: str | int = "bilinear",
+        padding_mode: str = "zeros",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.mode = mode
         self.padding_mode = padding_mode
         self.dtype = dtype
 
-    def __call__(self, img: torch.Tensor, reference: torch.Tensor,
-                 pre_affine: np.ndarray | torch.Tensor | None = None) -> MetaTensor:
+    def __call__(
+        self,
+        img: torch.Tensor,
+        reference: torch.Tensor,
+        pre_affine: np.ndarray | torch.Tensor | None = None,
+    ) -> MetaTensor:
         """Resample ``img`` onto ``reference``'s grid.
 
         Args:
@@ -121,26 +130,34 @@ class ResampleToReference(Transform):
             src_affine = pa @ src_affine
         if abs(np.linalg.det(src_affine[:3, :3])) < 1e-12:
             raise GeometryError("moving image affine is singular")
-        moving = MetaTensor(img.as_tensor(), affine=torch.as_tensor(src_affine),
-                            meta={"filename_or_obj": img.meta.get("filename_or_obj", "")})
+        moving = MetaTensor(
+            img.as_tensor(),
+            affine=torch.as_tensor(src_affine),
+            meta={"filename_or_obj": img.meta.get("filename_or_obj", "")},
+        )
         # a lightweight stand-in for the reference: only its affine and spatial shape matter
         ref_affine = _affine_np(reference)
-        dst = MetaTensor(torch.zeros((1, 1, 1, 1), dtype=torch.float32).expand(1, *reference.shape[1:]),
-                         affine=torch.as_tensor(ref_affine))
+        dst = MetaTensor(
+            torch.zeros((1, 1, 1, 1), dtype=torch.float32).expand(1, *reference.shape[1:]),
+            affine=torch.as_tensor(ref_affine),
+        )
         out = ResampleToMatch(mode=self.mode, padding_mode=self.padding_mode, dtype=self.dtype)(
             moving, dst
         )
         meta = dict(img.meta)
         meta.pop("affine", None)
-        meta.update({
-            "spatial_shape": np.asarray(reference.shape[1:]),
-            "resampled_to": reference.meta.get("source_path", ""),
-        })
+        meta.update(
+            {
+                "spatial_shape": np.asarray(reference.shape[1:]),
+                "resampled_to": reference.meta.get("source_path", ""),
+            }
+        )
         if pre_affine is not None:  # registered into the reference's frame of reference
             meta["pre_affine"] = np.asarray(pa)
             meta["frame_of_reference_uid"] = reference.meta.get("frame_of_reference_uid")
-        return MetaTensor(out.as_tensor().to(torch.float32), affine=torch.as_tensor(ref_affine),
-                          meta=meta)
+        return MetaTensor(
+            out.as_tensor().to(torch.float32), affine=torch.as_tensor(ref_affine), meta=meta
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +212,9 @@ def _dicom_window(img: torch.Tensor) -> tuple[float, float] | None:
     if center is None or width is None:
         return None
     try:
-        c = float(center[0] if hasattr(center, "__len__") and not isinstance(center, str) else center)
+        c = float(
+            center[0] if hasattr(center, "__len__") and not isinstance(center, str) else center
+        )
         w = float(width[0] if hasattr(width, "__len__") and not isinstance(width, str) else width)
     except (TypeError, ValueError, IndexError):
         return None
@@ -220,8 +239,13 @@ class Window(Transform):
     The output is float32 in [0, 1]; ``meta["window"]`` records ``{"preset", "lower", "upper"}``.
     """
 
-    def __init__(self, preset: str | None = "auto", level: float | None = None,
-                 width: float | None = None, percentiles: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        preset: str | None = "auto",
+        level: float | None = None,
+        width: float | None = None,
+        percentiles: Sequence[float] | None = None,
+    ) -> None:
         if preset is not None and preset not in ("auto", "dicom") and preset not in WINDOW_PRESETS:
             raise InputError(
                 f"unknown window preset '{preset}' (known: auto, dicom, "
@@ -311,8 +335,12 @@ def slice_axis_for(affine: np.ndarray | torch.Tensor, axis: str | int) -> int:
     return int(order[0])
 
 
-def slice_geometry(affine: np.ndarray | torch.Tensor, shape: Sequence[int], axis: str | int = "axial",
-                   indices: Sequence[int] | None = None) -> dict[str, Any]:
+def slice_geometry(
+    affine: np.ndarray | torch.Tensor,
+    shape: Sequence[int],
+    axis: str | int = "axial",
+    indices: Sequence[int] | None = None,
+) -> dict[str, Any]:
     """How :class:`ExtractSlices` cuts a volume of spatial ``shape`` (I, J, K) with ``affine``.
 
     Returns:
@@ -361,8 +389,16 @@ def slice_geometry(affine: np.ndarray | torch.Tensor, shape: Sequence[int], axis
     }
 
 
-_SLICE_KEYS = ("slice_axis", "slice_inplane", "slice_flip", "slice_indices", "slice_positions",
-               "slice_affine", "volume_affine", "volume_shape")
+_SLICE_KEYS = (
+    "slice_axis",
+    "slice_inplane",
+    "slice_flip",
+    "slice_indices",
+    "slice_positions",
+    "slice_affine",
+    "volume_affine",
+    "volume_shape",
+)
 
 
 class ExtractSlices(Transform):
@@ -453,8 +489,10 @@ class StackSlices(Transform):
             raise GeometryError(f"StackSlices expects (N, C, H, W), got {tuple(data.shape)}")
         s, inplane, flips = int(geo["slice_axis"]), geo["slice_inplane"], geo["slice_flip"]
         idx, vshape = list(geo["slice_indices"]), tuple(geo["volume_shape"])
-        if data.shape[0] != len(idx) or data.shape[2] != vshape[inplane[0]] or (
-            data.shape[3] != vshape[inplane[1]]
+        if (
+            data.shape[0] != len(idx)
+            or data.shape[2] != vshape[inplane[0]]
+            or (data.shape[3] != vshape[inplane[1]])
         ):
             raise GeometryError(
                 f"slices {tuple(data.shape)} do not match the extraction ({len(idx)} slices of "
@@ -463,8 +501,9 @@ class StackSlices(Transform):
         flip_dims = [d for d, f in zip((2, 3), flips) if f]
         if flip_dims:
             data = torch.flip(data, flip_dims)
-        vol = torch.full((data.shape[1], *vshape), float(self.fill_value), dtype=data.dtype,
-                         device=data.device)
+        vol = torch.full(
+            (data.shape[1], *vshape), float(self.fill_value), dtype=data.dtype, device=data.device
+        )
         view = vol.permute(1 + s, 0, 1 + inplane[0], 1 + inplane[1])  # (S, C, H, W) view of vol
         view[torch.as_tensor(idx, dtype=torch.long, device=data.device)] = data
         for k in _SLICE_KEYS:

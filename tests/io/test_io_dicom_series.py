@@ -47,7 +47,8 @@ def test_ct_first_and_last_slices_sit_at_their_files_positions(ct_volume, ct_dir
         _world(aff, [0, 0, 0]), LPS_TO_RAS * np.array(first.ImagePositionPatient, float), atol=1e-4
     )
     np.testing.assert_allclose(
-        _world(aff, [0, 0, k_last]), LPS_TO_RAS * np.array(last.ImagePositionPatient, float),
+        _world(aff, [0, 0, k_last]),
+        LPS_TO_RAS * np.array(last.ImagePositionPatient, float),
         atol=1e-4,
     )
     # pixel (column c, row r) of a slice: IPP + c * dc * row_dir + r * dr * col_dir (PS3.3 C.7.6.2)
@@ -73,7 +74,8 @@ def test_ct_slice_order_follows_position_not_instance_number(ct_volume):
     aff = ct_volume.affine.numpy()
     for k in (0, 45, 90):
         np.testing.assert_allclose(
-            _world(aff, [0, 0, k]), LPS_TO_RAS * np.array(hdrs[k].ImagePositionPatient, float),
+            _world(aff, [0, 0, k]),
+            LPS_TO_RAS * np.array(hdrs[k].ImagePositionPatient, float),
             atol=1e-4,
         )
 
@@ -142,7 +144,10 @@ def test_several_series_need_a_choice(two_series_dir: Path, ct_volume, mr_volume
         load_volume(two_series_dir)
     msg = str(err.value)
     assert "2 series found" in msg and "\n" not in msg
-    assert ct_volume.meta["series_instance_uid"] in msg and mr_volume.meta["series_instance_uid"] in msg
+    assert (
+        ct_volume.meta["series_instance_uid"] in msg
+        and mr_volume.meta["series_instance_uid"] in msg
+    )
     assert "91 slice(s)" in msg and "94 slice(s)" in msg
     vol = load_volume(two_series_dir, series_uid=mr_volume.meta["series_instance_uid"])
     assert tuple(vol.shape) == (1, 512, 512, 94)

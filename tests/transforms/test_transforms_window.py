@@ -14,8 +14,12 @@ from medfuse.transforms import WINDOW_PRESETS, Window, Windowd, percentile
 def test_ct_presets_follow_level_width(ct):
     ct = ct[:, ::4, ::4, ::5]  # a real-HU subsample keeps the test fast
     x = ct.numpy()
-    for name, (level, width) in [("ct-brain", (40, 80)), ("ct-subdural", (75, 215)),
-                                 ("ct-bone", (400, 1800)), ("ct-soft-tissue", (50, 400))]:
+    for name, (level, width) in [
+        ("ct-brain", (40, 80)),
+        ("ct-subdural", (75, 215)),
+        ("ct-bone", (400, 1800)),
+        ("ct-soft-tissue", (50, 400)),
+    ]:
         assert WINDOW_PRESETS[name] == (level, width)
         out = Window(name)(ct)
         lo, hi = level - width / 2, level + width / 2
@@ -65,8 +69,9 @@ def test_percentiles_match_numpy(t1):
 def test_percentile_on_large_volume_matches_numpy(ct):
     # more than 2**24 voxels: torch.quantile refuses, ours must not
     assert ct.numel() > 2**24
-    np.testing.assert_allclose(percentile(ct, [0.5, 99.5]), np.percentile(ct.numpy(), [0.5, 99.5]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        percentile(ct, [0.5, 99.5]), np.percentile(ct.numpy(), [0.5, 99.5]), rtol=1e-5
+    )
 
 
 def test_device_path_percentiles_match_numpy(t1):

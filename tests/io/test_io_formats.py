@@ -79,11 +79,12 @@ def test_nrrd_written_from_real_data(shared_data: Path, tmp_path: Path):
         )
 
 
+@pytest.mark.parametrize("series", ["MR_T2", "CT_every4th"])  # head-first and feet-first
 def test_dicom_series_to_nifti_round_trip_keeps_world_coordinates(
-    phantom_dir: Path, tmp_path: Path
+    phantom_dir: Path, tmp_path: Path, series: str
 ):
     """SimpleITK's own DICOM reader writes a NIfTI; every voxel keeps its world position."""
-    folder = phantom_dir / "MR_T2"
+    folder = phantom_dir / series
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
     img = reader.Execute()

@@ -1,4 +1,4 @@
-"""Speed of the io/transforms foundation on the real phantom series (prints figures, asserts nothing).
+"""Speed of the io/transforms foundation on the real phantom series (prints figures only).
 
 Usage: python3 benchmarks/bench_io.py [--data ../shared/data] [--repeat 3]
 """
@@ -24,7 +24,9 @@ def _best(fn, repeat: int) -> tuple[float, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument(
+        "--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    )
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     t0 = time.perf_counter()

@@ -11,8 +11,13 @@ __all__ = ["command"]
 
 @click.command("info")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--series", "series_uid", default=None, metavar="UID",
-              help="SeriesInstanceUID to pick in a folder holding several series.")
+@click.option(
+    "--series",
+    "series_uid",
+    default=None,
+    metavar="UID",
+    help="SeriesInstanceUID to pick in a folder holding several series.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (a list) instead.")
 def command(paths: tuple[str, ...], series_uid: str | None, as_json: bool) -> None:
     """Describe medical images: DICOM series folders or files, NIfTI, MetaImage, NRRD.

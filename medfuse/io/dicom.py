@@ -137,7 +137,9 @@ def read_header(path: str | os.PathLike, stop_before_pixels: bool = True) -> Any
             except Exception:
                 ok = False
             if not ok:
-                raise InputError(f"{p}: not a DICOM image (no DICM file header and no Rows/Columns)")
+                raise InputError(
+                    f"{p}: not a DICOM image (no DICM file header and no Rows/Columns)"
+                )
     if any("End of file reached" in str(w.message) for w in caught):
         raise InputError(
             f"{p}: truncated file (end of file reached inside the encapsulated pixel data or a "
@@ -199,7 +201,9 @@ def _frames_of(ds: Any, path: Path) -> list[_Frame]:
     shape = _check_image(ds, path)
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     multi = "NumberOfFrames" in ds
-    shared = ds.SharedFunctionalGroupsSequence[0] if ds.get("SharedFunctionalGroupsSequence") else None
+    shared = (
+        ds.SharedFunctionalGroupsSequence[0] if ds.get("SharedFunctionalGroupsSequence") else None
+    )
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
 
     if per_frame:  # enhanced multi-frame: functional groups
@@ -210,13 +214,20 @@ def _frames_of(ds: Any, path: Path) -> list[_Frame]:
         frames = []
         for f, pf in enumerate(per_frame):
             pos = _fg_item(pf, "PlanePositionSequence")
-            ori = _fg_item(pf, "PlaneOrientationSequence") or _fg_item(shared, "PlaneOrientationSequence")
-            meas = _fg_item(pf, "PixelMeasuresSequence") or _fg_item(shared, "PixelMeasuresSequence")
+            ori = _fg_item(pf, "PlaneOrientationSequence") or _fg_item(
+                shared, "PlaneOrientationSequence"
+            )
+            meas = _fg_item(pf, "PixelMeasuresSequence") or _fg_item(
+                shared, "PixelMeasuresSequence"
+            )
             pvt = _fg_item(pf, "PixelValueTransformationSequence") or _fg_item(
                 shared, "PixelValueTransformationSequence"
             )
-            if pos is None or ori is None or "ImagePositionPatient" not in pos or (
-                "ImageOrientationPatient" not in ori
+            if (
+                pos is None
+                or ori is None
+                or "ImagePositionPatient" not in pos
+                or ("ImageOrientationPatient" not in ori)
             ):
                 raise GeometryError(
                     f"{path}: no geometry (frame {f + 1} lacks PlanePosition/PlaneOrientation)"
@@ -226,7 +237,9 @@ def _frames_of(ds: Any, path: Path) -> list[_Frame]:
             src = pvt if pvt is not None else ds
             frames.append(
                 _Frame(
-                    path, ds, f,
+                    path,
+                    ds,
+                    f,
                     _floats(pos.ImagePositionPatient, 3, "ImagePositionPatient", path),
                     _floats(ori.ImageOrientationPatient, 6, "ImageOrientationPatient", path),
                     tuple(_floats(meas.PixelSpacing, 2, "PixelSpacing", path)),  # type: ignore[arg-type]
@@ -238,9 +251,11 @@ def _frames_of(ds: Any, path: Path) -> list[_Frame]:
         return frames
 
     if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
+        kind = getattr(ds.get("SOPClassUID"), "name", "") or "unknown SOP class"
+        extra = ", no per-frame functional groups" if multi else ""
         raise GeometryError(
-            f"{path}: no geometry (ImagePositionPatient/ImageOrientationPatient absent"
-            f"{', planar or secondary-capture image' if multi or ds.get('Modality') in ('NM', 'OT') else ''})"
+            f"{path}: no geometry (ImagePositionPatient/ImageOrientationPatient absent{extra}; "
+            f"{kind}, Modality {ds.get('Modality') or '?'})"
         )
     if "PixelSpacing" not in ds:
         raise GeometryError(f"{path}: no geometry (PixelSpacing absent)")
@@ -349,8 +364,9 @@ def _decode(ds: Any, path: Path) -> np.ndarray:
             raise InputError(f"{path}: {why} ({text})") from exc
 
 
-def _stack(frames: list[_Frame], label: str, decoded: dict[Path, np.ndarray] | None = None
-           ) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+def _stack(
+    frames: list[_Frame], label: str, decoded: dict[Path, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     """Decode and stack sorted frames: returns ((C, I, J, K) float32, RAS affine, headers)."""
     frames, step = _sort_and_check(frames, label)
     rows, cols, samples = frames[0].shape
@@ -509,10 +525,18 @@ def find_series(folder: str | os.PathLike, recursive: bool = True) -> list[Serie
     f = Path(folder)
     if not f.is_dir():
         raise InputError(f"{f}: not a folder")
-    groups = _scan(f, recursive)
-    infos = [_info(uid, items) for uid, items in groups.items()]
-    infos.sort(key=lambda s: (s.study_instance_uid, s.series_number or 0, s.series_description,
-                              s.series_instance_uid))
+    with warnings.catch_warnings():  # pydicom complains lazily about odd values (invalid UIs...)
+        warnings.simplefilter("ignore")
+        groups = _scan(f, recursive)
+        infos = [_info(uid, items) for uid, items in groups.items()]
+    infos.sort(
+        key=lambda s: (
+            s.study_instance_uid,
+            s.series_number or 0,
+            s.series_description,
+            s.series_instance_uid,
+        )
+    )
     return infos
 
 
@@ -533,7 +557,8 @@ def read_dicom_series(
         (without pixel data) per instance in slice order, plus ``series_count`` (series found).
 
     Raises:
-        InputError: no series, several series and no (or an unknown) ``series_uid``, undecodable data.
+        InputError: no series, several series and no (or an unknown) ``series_uid``,
+            undecodable data.
         GeometryError: inconsistent geometry (uneven spacing, mixed orientation, duplicates).
     """
     f = Path(folder)

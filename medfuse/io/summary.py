@@ -78,8 +78,14 @@ def inspect_path(path: str | os.PathLike, series_uid: str | None = None) -> list
         try:
             out.append(volume_summary(load_volume(p, series_uid=info.series_instance_uid)))
         except MedfuseError as exc:
-            out.append({"path": str(p), "series_instance_uid": info.series_instance_uid,
-                        "error": str(exc), "exit_code": exc.exit_code})
+            out.append(
+                {
+                    "path": str(p),
+                    "series_instance_uid": info.series_instance_uid,
+                    "error": str(exc),
+                    "exit_code": exc.exit_code,
+                }
+            )
     return out
 
 

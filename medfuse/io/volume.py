@@ -164,8 +164,9 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
         elif fmt == "dicom-file":
             arr, affine, meta = read_dicom_file(p)
             if series_uid is not None and meta.get("series_instance_uid") != series_uid:
-                raise InputError(f"{p}: belongs to series {meta.get('series_instance_uid')}, "
-                                 f"not {series_uid}")
+                raise InputError(
+                    f"{p}: belongs to series {meta.get('series_instance_uid')}, not {series_uid}"
+                )
         elif fmt == "nifti":
             arr, affine, meta = _read_nifti(p)
         else:
@@ -192,6 +193,7 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = MetaTensor(torch.from_numpy(arr), affine=torch.as_tensor(affine, dtype=torch.float64),
-                         meta=full)
+        out = MetaTensor(
+            torch.from_numpy(arr), affine=torch.as_tensor(affine, dtype=torch.float64), meta=full
+        )
     return out

@@ -31,17 +31,17 @@ from .array import (
     slice_geometry,
 )
 from .dictionary import (
-    ExtractSlicesd,
     ExtractSlicesD,
+    ExtractSlicesd,
     ExtractSlicesDict,
-    ResampleToReferenced,
     ResampleToReferenceD,
+    ResampleToReferenced,
     ResampleToReferenceDict,
-    StackSlicesd,
     StackSlicesD,
+    StackSlicesd,
     StackSlicesDict,
-    Windowd,
     WindowD,
+    Windowd,
     WindowDict,
 )
 

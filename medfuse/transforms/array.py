@@ -32,7 +32,8 @@ __all__ = [
     "percentile",
 ]
 
-#: Named windows. ``(level, width)`` in the image's units (HU for CT) or ``("percentiles", lo, hi)``.
+#: Named windows: ``(level, width)`` in the image's units (HU for CT), or
+#: ``("percentiles", lo, hi)``.
 WINDOW_PRESETS: dict[str, tuple] = {
     "ct-brain": (40.0, 80.0),
     "ct-subdural": (75.0, 215.0),
@@ -74,6 +75,9 @@ class ResampleToReference(Transform):
     value at the same world position (through both affines), so no voxel correspondence is assumed.
     The output keeps the moving image's metadata (modality, DICOM headers, ...) but takes the
     reference's affine and spatial shape; ``meta["resampled_to"]`` names the reference source.
+    ``meta["frame_of_reference_uid"]`` stays the moving image's unless ``pre_affine`` is given
+    (then the image is registered into the reference's frame and takes its UID): resampling alone
+    does not align two frames of reference (compare the UIDs before fusing).
 
     Args:
         mode: interpolation, "bilinear" (default) or "nearest" (labels), or a spline order 0-5.
@@ -82,14 +86,22 @@ class ResampleToReference(Transform):
         dtype: computation dtype of the sampling grid (float32 keeps memory modest on large grids).
     """
 
-    def __init__(self, mode: str | int = "bilinear", padding_mode: str = "zeros",
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        mode: str | int = "bilinear",
+        padding_mode: str = "zeros",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.mode = mode
         self.padding_mode = padding_mode
         self.dtype = dtype
 
-    def __call__(self, img: torch.Tensor, reference: torch.Tensor,
-                 pre_affine: np.ndarray | torch.Tensor | None = None) -> MetaTensor:
+    def __call__(
+        self,
+        img: torch.Tensor,
+        reference: torch.Tensor,
+        pre_affine: np.ndarray | torch.Tensor | None = None,
+    ) -> MetaTensor:
         """Resample ``img`` onto ``reference``'s grid.
 
         Args:
@@ -118,26 +130,34 @@ class ResampleToReference(Transform):
             src_affine = pa @ src_affine
         if abs(np.linalg.det(src_affine[:3, :3])) < 1e-12:
             raise GeometryError("moving image affine is singular")
-        moving = MetaTensor(img.as_tensor(), affine=torch.as_tensor(src_affine),
-                            meta={"filename_or_obj": img.meta.get("filename_or_obj", "")})
+        moving = MetaTensor(
+            img.as_tensor(),
+            affine=torch.as_tensor(src_affine),
+            meta={"filename_or_obj": img.meta.get("filename_or_obj", "")},
+        )
         # a lightweight stand-in for the reference: only its affine and spatial shape matter
         ref_affine = _affine_np(reference)
-        dst = MetaTensor(torch.zeros((1, 1, 1, 1), dtype=torch.float32).expand(1, *reference.shape[1:]),
-                         affine=torch.as_tensor(ref_affine))
+        dst = MetaTensor(
+            torch.zeros((1, 1, 1, 1), dtype=torch.float32).expand(1, *reference.shape[1:]),
+            affine=torch.as_tensor(ref_affine),
+        )
         out = ResampleToMatch(mode=self.mode, padding_mode=self.padding_mode, dtype=self.dtype)(
             moving, dst
         )
         meta = dict(img.meta)
         meta.pop("affine", None)
-        meta.update({
-            "spatial_shape": np.asarray(reference.shape[1:]),
-            "resampled_to": reference.meta.get("source_path", ""),
-            "frame_of_reference_uid": reference.meta.get("frame_of_reference_uid"),
-        })
-        if pre_affine is not None:
+        meta.update(
+            {
+                "spatial_shape": np.asarray(reference.shape[1:]),
+                "resampled_to": reference.meta.get("source_path", ""),
+            }
+        )
+        if pre_affine is not None:  # registered into the reference's frame of reference
             meta["pre_affine"] = np.asarray(pa)
-        return MetaTensor(out.as_tensor().to(torch.float32), affine=torch.as_tensor(ref_affine),
-                          meta=meta)
+            meta["frame_of_reference_uid"] = reference.meta.get("frame_of_reference_uid")
+        return MetaTensor(
+            out.as_tensor().to(torch.float32), affine=torch.as_tensor(ref_affine), meta=meta
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,11 +202,31 @@ def _kth_percentiles(flat: torch.Tensor, q: Sequence[float]) -> list[float]:
     return out
 
 
+def _dicom_window(img: torch.Tensor) -> tuple[float, float] | None:
+    """First (WindowCenter, WindowWidth) of the image's first DICOM header, if any."""
+    headers = img.meta.get("dicom_datasets") if isinstance(img, MetaTensor) else None
+    if not headers:
+        return None
+    ds = headers[0]
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center is None or width is None:
+        return None
+    try:
+        c = float(
+            center[0] if hasattr(center, "__len__") and not isinstance(center, str) else center
+        )
+        w = float(width[0] if hasattr(width, "__len__") and not isinstance(width, str) else width)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (c, w) if w > 0 else None
+
+
 class Window(Transform):
     """Map intensities to [0, 1] through a window (values outside are clipped).
 
     Choose one of: a named ``preset`` (see :data:`WINDOW_PRESETS`; "auto" picks one from
-    ``img.meta["modality"]`` by :data:`MODALITY_PRESETS`, "mr" when unknown), an explicit
+    ``img.meta["modality"]`` by :data:`MODALITY_PRESETS`, "mr" when unknown; "dicom" uses the
+    first WindowCenter/WindowWidth of the source DICOM header, else "auto"), an explicit
     ``level``/``width`` (DICOM convention: lower = level - width / 2), or ``percentiles``
     ``(lo, hi)`` computed on the image. Explicit level/width or percentiles override the preset.
 
@@ -199,11 +239,17 @@ class Window(Transform):
     The output is float32 in [0, 1]; ``meta["window"]`` records ``{"preset", "lower", "upper"}``.
     """
 
-    def __init__(self, preset: str | None = "auto", level: float | None = None,
-                 width: float | None = None, percentiles: Sequence[float] | None = None) -> None:
-        if preset is not None and preset != "auto" and preset not in WINDOW_PRESETS:
+    def __init__(
+        self,
+        preset: str | None = "auto",
+        level: float | None = None,
+        width: float | None = None,
+        percentiles: Sequence[float] | None = None,
+    ) -> None:
+        if preset is not None and preset not in ("auto", "dicom") and preset not in WINDOW_PRESETS:
             raise InputError(
-                f"unknown window preset '{preset}' (known: auto, {', '.join(WINDOW_PRESETS)})"
+                f"unknown window preset '{preset}' (known: auto, dicom, "
+                f"{', '.join(WINDOW_PRESETS)})"
             )
         if (level is None) != (width is None):
             raise InputError("give both window level and width, or neither")
@@ -226,6 +272,11 @@ class Window(Transform):
             lo, hi = percentile(img, self.percentiles)
             return lo, hi, f"percentiles {self.percentiles[0]:g}-{self.percentiles[1]:g}"
         name = self.preset or "auto"
+        if name == "dicom":
+            found = _dicom_window(img)
+            if found is not None:
+                return found[0] - found[1] / 2.0, found[0] + found[1] / 2.0, "dicom"
+            name = "auto"
         if name == "auto":
             modality = str(img.meta.get("modality", "")) if isinstance(img, MetaTensor) else ""
             name = MODALITY_PRESETS.get(modality.upper(), "mr")
@@ -284,8 +335,12 @@ def slice_axis_for(affine: np.ndarray | torch.Tensor, axis: str | int) -> int:
     return int(order[0])
 
 
-def slice_geometry(affine: np.ndarray | torch.Tensor, shape: Sequence[int], axis: str | int = "axial",
-                   indices: Sequence[int] | None = None) -> dict[str, Any]:
+def slice_geometry(
+    affine: np.ndarray | torch.Tensor,
+    shape: Sequence[int],
+    axis: str | int = "axial",
+    indices: Sequence[int] | None = None,
+) -> dict[str, Any]:
     """How :class:`ExtractSlices` cuts a volume of spatial ``shape`` (I, J, K) with ``affine``.
 
     Returns:
@@ -334,8 +389,16 @@ def slice_geometry(affine: np.ndarray | torch.Tensor, shape: Sequence[int], axis
     }
 
 
-_SLICE_KEYS = ("slice_axis", "slice_inplane", "slice_flip", "slice_indices", "slice_positions",
-               "slice_affine", "volume_affine", "volume_shape")
+_SLICE_KEYS = (
+    "slice_axis",
+    "slice_inplane",
+    "slice_flip",
+    "slice_indices",
+    "slice_positions",
+    "slice_affine",
+    "volume_affine",
+    "volume_shape",
+)
 
 
 class ExtractSlices(Transform):
@@ -426,8 +489,10 @@ class StackSlices(Transform):
             raise GeometryError(f"StackSlices expects (N, C, H, W), got {tuple(data.shape)}")
         s, inplane, flips = int(geo["slice_axis"]), geo["slice_inplane"], geo["slice_flip"]
         idx, vshape = list(geo["slice_indices"]), tuple(geo["volume_shape"])
-        if data.shape[0] != len(idx) or data.shape[2] != vshape[inplane[0]] or (
-            data.shape[3] != vshape[inplane[1]]
+        if (
+            data.shape[0] != len(idx)
+            or data.shape[2] != vshape[inplane[0]]
+            or (data.shape[3] != vshape[inplane[1]])
         ):
             raise GeometryError(
                 f"slices {tuple(data.shape)} do not match the extraction ({len(idx)} slices of "
@@ -436,8 +501,9 @@ class StackSlices(Transform):
         flip_dims = [d for d, f in zip((2, 3), flips) if f]
         if flip_dims:
             data = torch.flip(data, flip_dims)
-        vol = torch.full((data.shape[1], *vshape), float(self.fill_value), dtype=data.dtype,
-                         device=data.device)
+        vol = torch.full(
+            (data.shape[1], *vshape), float(self.fill_value), dtype=data.dtype, device=data.device
+        )
         view = vol.permute(1 + s, 0, 1 + inplane[0], 1 + inplane[1])  # (S, C, H, W) view of vol
         view[torch.as_tensor(idx, dtype=torch.long, device=data.device)] = data
         for k in _SLICE_KEYS:

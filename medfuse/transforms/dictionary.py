@@ -1,4 +1,4 @@
-"""Dictionary twins (suffix ``d``) of :mod:`medfuse.transforms.array`, MONAI ``MapTransform`` style."""
+"""Dictionary twins (suffix ``d``) of :mod:`medfuse.transforms.array` (MONAI MapTransform)."""
 
 from __future__ import annotations
 
@@ -40,9 +40,15 @@ class ResampleToReferenced(MapTransform):
         allow_missing_keys: skip absent keys.
     """
 
-    def __init__(self, keys: KeysCollection, ref_key: str, mode: str | int | Sequence = "bilinear",
-                 padding_mode: str | Sequence[str] = "zeros", pre_affine_key: str | None = None,
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        ref_key: str,
+        mode: str | int | Sequence = "bilinear",
+        padding_mode: str | Sequence[str] = "zeros",
+        pre_affine_key: str | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.ref_key = ref_key
         self.mode = ensure_tuple_rep(mode, len(self.keys))
@@ -70,18 +76,24 @@ class Windowd(MapTransform):
         allow_missing_keys: skip absent keys.
     """
 
-    def __init__(self, keys: KeysCollection, preset: str | Sequence[str | None] | None = "auto",
-                 level: float | Sequence[float | None] | None = None,
-                 width: float | Sequence[float | None] | None = None,
-                 percentiles: Sequence[float] | Sequence[Sequence[float] | None] | None = None,
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        preset: str | Sequence[str | None] | None = "auto",
+        level: float | Sequence[float | None] | None = None,
+        width: float | Sequence[float | None] | None = None,
+        percentiles: Sequence[float] | Sequence[Sequence[float] | None] | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         n = len(self.keys)
         presets = ensure_tuple_rep(preset, n)
         levels = ensure_tuple_rep(level, n)
         widths = ensure_tuple_rep(width, n)
-        if percentiles is not None and len(percentiles) == 2 and all(
-            isinstance(v, (int, float)) for v in percentiles
+        if (
+            percentiles is not None
+            and len(percentiles) == 2
+            and all(isinstance(v, (int, float)) for v in percentiles)
         ):
             pcts: tuple = (tuple(percentiles),) * n
         else:
@@ -111,8 +123,13 @@ class ExtractSlicesd(MapTransform):
         allow_missing_keys: skip absent keys.
     """
 
-    def __init__(self, keys: KeysCollection, axis: str | int = "axial",
-                 indices: Sequence[int] | None = None, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        axis: str | int = "axial",
+        indices: Sequence[int] | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.extract = ExtractSlices(axis=axis, indices=indices)
 
@@ -135,8 +152,14 @@ class StackSlicesd(MapTransform):
         allow_missing_keys: skip absent keys.
     """
 
-    def __init__(self, keys: KeysCollection, ref_key: str | None = None, axis: str | int = "axial",
-                 fill_value: float = 0.0, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        ref_key: str | None = None,
+        axis: str | int = "axial",
+        fill_value: float = 0.0,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.ref_key = ref_key
         self.stack = StackSlices(axis=axis, fill_value=fill_value)
@@ -153,4 +176,3 @@ ResampleToReferenceD = ResampleToReferenceDict = ResampleToReferenced
 WindowD = WindowDict = Windowd
 ExtractSlicesD = ExtractSlicesDict = ExtractSlicesd
 StackSlicesD = StackSlicesDict = StackSlicesd
-

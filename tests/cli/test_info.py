@@ -36,10 +36,13 @@ def test_info_dicom_series_text(phantom_dir: Path):
             assert value not in out
 
 
-def test_info_json_several_inputs_and_formats(phantom_dir: Path, stroke_dir: Path, shared_data: Path):
+def test_info_json_several_inputs_and_formats(
+    phantom_dir: Path, stroke_dir: Path, shared_data: Path
+):
     mha = shared_data / "volumes" / "vhp_male_head" / "vm_head_mri.mha"
-    res = CliRunner().invoke(cli, ["info", "--json", str(phantom_dir / "MR_T2"),
-                                   str(stroke_dir / "T1.nii.gz"), str(mha)])
+    res = CliRunner().invoke(
+        cli, ["info", "--json", str(phantom_dir / "MR_T2"), str(stroke_dir / "T1.nii.gz"), str(mha)]
+    )
     assert res.exit_code == 0, res.output
     rec = json.loads(res.output)
     assert [r["format"] for r in rec] == ["dicom-series", "nifti", "metaimage"]
@@ -78,8 +81,13 @@ def test_info_errors_are_one_line(tmp_path: Path, shared_data: Path):
 def test_info_subprocess(phantom_dir: Path, shared_data: Path):
     good = str(phantom_dir / "MR_T2")
     bad = str(shared_data / "odd_dicom" / "pydicom_pkg" / "MR_truncated.dcm")
-    res = subprocess.run([sys.executable, "-m", "medfuse", "info", "--json", good, bad], cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "medfuse", "info", "--json", good, bad],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 3, res.stderr
     assert "Traceback" not in res.stderr
     rec = json.loads(res.stdout)

@@ -47,7 +47,8 @@ def test_ct_first_and_last_slices_sit_at_their_files_positions(ct_volume, ct_dir
         _world(aff, [0, 0, 0]), LPS_TO_RAS * np.array(first.ImagePositionPatient, float), atol=1e-4
     )
     np.testing.assert_allclose(
-        _world(aff, [0, 0, k_last]), LPS_TO_RAS * np.array(last.ImagePositionPatient, float),
+        _world(aff, [0, 0, k_last]),
+        LPS_TO_RAS * np.array(last.ImagePositionPatient, float),
         atol=1e-4,
     )
     # pixel (column c, row r) of a slice: IPP + c * dc * row_dir + r * dr * col_dir (PS3.3 C.7.6.2)
@@ -73,7 +74,8 @@ def test_ct_slice_order_follows_position_not_instance_number(ct_volume):
     aff = ct_volume.affine.numpy()
     for k in (0, 45, 90):
         np.testing.assert_allclose(
-            _world(aff, [0, 0, k]), LPS_TO_RAS * np.array(hdrs[k].ImagePositionPatient, float),
+            _world(aff, [0, 0, k]),
+            LPS_TO_RAS * np.array(hdrs[k].ImagePositionPatient, float),
             atol=1e-4,
         )
 
@@ -142,7 +144,10 @@ def test_several_series_need_a_choice(two_series_dir: Path, ct_volume, mr_volume
         load_volume(two_series_dir)
     msg = str(err.value)
     assert "2 series found" in msg and "\n" not in msg
-    assert ct_volume.meta["series_instance_uid"] in msg and mr_volume.meta["series_instance_uid"] in msg
+    assert (
+        ct_volume.meta["series_instance_uid"] in msg
+        and mr_volume.meta["series_instance_uid"] in msg
+    )
     assert "91 slice(s)" in msg and "94 slice(s)" in msg
     vol = load_volume(two_series_dir, series_uid=mr_volume.meta["series_instance_uid"])
     assert tuple(vol.shape) == (1, 512, 512, 94)
@@ -177,3 +182,23 @@ def test_empty_and_missing_inputs(tmp_path: Path):
     with pytest.raises(InputError, match="no such file"):
         load_volume(tmp_path / "absent")
     assert find_series(tmp_path) == []
+
+
+def test_folder_of_mixed_files_lists_its_series(shared_data: Path):
+    wg04 = shared_data / "odd_dicom" / "wg04"
+    series = find_series(wg04)
+    assert sum(s.n_files for s in series) == len(list(wg04.glob("*.dcm")))
+    with pytest.raises(InputError, match=f"{len(series)} series found"):
+        load_volume(wg04)
+    ct1 = pydicom.dcmread(wg04 / "CT1_UNC.dcm", stop_before_pixels=True)
+    vol = load_volume(wg04, series_uid=str(ct1.SeriesInstanceUID))
+    assert tuple(vol.shape) == (1, 512, 512, 1)
+
+
+def test_folder_holding_one_enhanced_multiframe_file(tmp_path: Path, shared_data: Path):
+    src = shared_data / "odd_dicom" / "pydicom_data_pkg" / "eCT_Supplemental.dcm"
+    os.symlink(src, tmp_path / "IM0001")  # no extension: found by content
+    vol = load_volume(tmp_path)
+    assert tuple(vol.shape) == (1, 512, 512, 2)
+    assert vol.meta["source_format"] == "dicom-series"
+    np.testing.assert_allclose(vol.affine.numpy(), load_volume(src).affine.numpy())

@@ -18,7 +18,9 @@ LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 
 
 def _sitk_world_ras(img: sitk.Image, ijk) -> np.ndarray:
-    return LPS_TO_RAS * np.array(img.TransformContinuousIndexToPhysicalPoint([float(v) for v in ijk]))
+    return LPS_TO_RAS * np.array(
+        img.TransformContinuousIndexToPhysicalPoint([float(v) for v in ijk])
+    )
 
 
 def _world(affine, ijk) -> np.ndarray:
@@ -47,9 +49,12 @@ def test_metaimage_matches_simpleitk_geometry(shared_data: Path):
     arr = sitk.GetArrayFromImage(img)  # (K, J, I)
     np.testing.assert_array_equal(vol[0].numpy(), arr.transpose(2, 1, 0).astype(np.float32))
     for ijk in [(0, 0, 0), (255, 0, 0), (0, 255, 32), (17.5, 100.0, 3.0)]:
-        np.testing.assert_allclose(_world(vol.affine.numpy(), ijk), _sitk_world_ras(img, ijk),
-                                   atol=1e-4)
-    np.testing.assert_allclose(voxel_spacing(vol.affine.numpy()), (1.01562, 1.01562, 5.0), atol=1e-5)
+        np.testing.assert_allclose(
+            _world(vol.affine.numpy(), ijk), _sitk_world_ras(img, ijk), atol=1e-4
+        )
+    np.testing.assert_allclose(
+        voxel_spacing(vol.affine.numpy()), (1.01562, 1.01562, 5.0), atol=1e-5
+    )
     assert vol.meta["source_format"] == "metaimage"
 
 
@@ -69,13 +74,17 @@ def test_nrrd_written_from_real_data(shared_data: Path, tmp_path: Path):
         vol[0].numpy(), sitk.GetArrayFromImage(crop).transpose(2, 1, 0).astype(np.float32)
     )
     for ijk in [(0, 0, 0), (63, 79, 9), (10, 3, 7)]:
-        np.testing.assert_allclose(_world(vol.affine.numpy(), ijk), _sitk_world_ras(crop, ijk),
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            _world(vol.affine.numpy(), ijk), _sitk_world_ras(crop, ijk), atol=1e-4
+        )
 
 
-def test_dicom_series_to_nifti_round_trip_keeps_world_coordinates(phantom_dir: Path, tmp_path: Path):
+@pytest.mark.parametrize("series", ["MR_T2", "CT_every4th"])  # head-first and feet-first
+def test_dicom_series_to_nifti_round_trip_keeps_world_coordinates(
+    phantom_dir: Path, tmp_path: Path, series: str
+):
     """SimpleITK's own DICOM reader writes a NIfTI; every voxel keeps its world position."""
-    folder = phantom_dir / "MR_T2"
+    folder = phantom_dir / series
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
     img = reader.Execute()
@@ -89,8 +98,9 @@ def test_dicom_series_to_nifti_round_trip_keeps_world_coordinates(phantom_dir: P
     # every voxel of a dense sub-grid (and all corners): the same world coordinate both ways
     grid = np.stack(np.meshgrid(*[np.r_[0:n:7, n - 1] for n in dcm.shape[1:]], indexing="ij"), -1)
     ijk = grid.reshape(-1, 3)
-    np.testing.assert_allclose(_world(dcm.affine.numpy(), ijk), _world(nii.affine.numpy(), ijk),
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        _world(dcm.affine.numpy(), ijk), _world(nii.affine.numpy(), ijk), atol=1e-3
+    )
 
 
 def test_single_file_ct_is_one_slice_in_hu(shared_data: Path):
@@ -100,8 +110,9 @@ def test_single_file_ct_is_one_slice_in_hu(shared_data: Path):
     assert tuple(vol.shape) == (1, 128, 128, 1)
     hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     np.testing.assert_allclose(vol[0, :, :, 0].numpy(), hu.T, atol=1e-3)
-    np.testing.assert_allclose(vol.affine.numpy()[:3, 3],
-                               LPS_TO_RAS * np.array(ds.ImagePositionPatient, float), atol=1e-4)
+    np.testing.assert_allclose(
+        vol.affine.numpy()[:3, 3], LPS_TO_RAS * np.array(ds.ImagePositionPatient, float), atol=1e-4
+    )
     assert vol.meta["source_format"] == "dicom-file"
     assert len(vol.meta["dicom_datasets"]) == 1
     assert "PixelData" not in vol.meta["dicom_datasets"][0]
@@ -116,10 +127,12 @@ def test_oblique_and_coronal_mr_orientation(shared_data: Path):
         iop = np.array(ds.ImageOrientationPatient, float)
         aff = vol.affine.numpy()
         # i follows the row direction, j the column direction (in RAS)
-        np.testing.assert_allclose(aff[:3, 0] / np.linalg.norm(aff[:3, 0]), LPS_TO_RAS * iop[:3],
-                                   atol=1e-5)
-        np.testing.assert_allclose(aff[:3, 1] / np.linalg.norm(aff[:3, 1]), LPS_TO_RAS * iop[3:],
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            aff[:3, 0] / np.linalg.norm(aff[:3, 0]), LPS_TO_RAS * iop[:3], atol=1e-5
+        )
+        np.testing.assert_allclose(
+            aff[:3, 1] / np.linalg.norm(aff[:3, 1]), LPS_TO_RAS * iop[3:], atol=1e-5
+        )
         assert len(orientation_code(aff)) == 3
 
 
@@ -128,10 +141,14 @@ def test_enhanced_multiframe_ct_uses_per_frame_positions(shared_data: Path):
     ds = pydicom.dcmread(path)
     vol = load_volume(path)
     assert tuple(vol.shape) == (1, 512, 512, 2)
-    pos = [np.array(f.PlanePositionSequence[0].ImagePositionPatient, float)
-           for f in ds.PerFrameFunctionalGroupsSequence]
-    iop = np.array(ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0]
-                   .ImageOrientationPatient, float)
+    pos = [
+        np.array(f.PlanePositionSequence[0].ImagePositionPatient, float)
+        for f in ds.PerFrameFunctionalGroupsSequence
+    ]
+    iop = np.array(
+        ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient,
+        float,
+    )
     normal = np.cross(iop[:3], iop[3:])  # (0, 0, -1) here: k grows towards the feet
     pos.sort(key=lambda p: float(p @ normal))
     aff = vol.affine.numpy()
@@ -149,8 +166,15 @@ def test_rt_dose_grid_frame_offsets_and_scaling(shared_data: Path):
     step = abs(offsets[1] - offsets[0])
     assert voxel_spacing(vol.affine.numpy())[2] == pytest.approx(step)
     dose = ds.pixel_array.astype(np.float64) * float(ds.DoseGridScaling)
-    order = np.argsort(offsets * np.sign(np.cross(np.array(ds.ImageOrientationPatient[:3], float),
-                                                  np.array(ds.ImageOrientationPatient[3:], float))[2]))
+    order = np.argsort(
+        offsets
+        * np.sign(
+            np.cross(
+                np.array(ds.ImageOrientationPatient[:3], float),
+                np.array(ds.ImageOrientationPatient[3:], float),
+            )[2]
+        )
+    )
     np.testing.assert_allclose(vol[0].numpy(), dose[order].transpose(2, 1, 0), rtol=1e-5)
 
 
@@ -163,3 +187,17 @@ def test_unsupported_file_is_an_input_error(tmp_path: Path):
     broken.write_bytes(b"garbage")
     with pytest.raises(InputError, match="unreadable NIfTI"):
         load_volume(broken)
+
+
+def test_nifti_2d_and_4d_from_real_data(stroke_dir: Path, tmp_path: Path):
+    img = nib.load(str(stroke_dir / "T2.nii.gz"))
+    data = np.asarray(img.dataobj)
+    flat = tmp_path / "slice.nii"
+    nib.save(nib.Nifti1Image(data[:, :, 70], img.affine), str(flat))
+    vol = load_volume(flat)
+    assert tuple(vol.shape) == (1, data.shape[0], data.shape[1], 1)
+    np.testing.assert_array_equal(vol[0, :, :, 0].numpy(), data[:, :, 70].astype(np.float32))
+    series = tmp_path / "two.nii.gz"
+    nib.save(nib.Nifti1Image(np.stack([data, data], -1), img.affine), str(series))
+    with pytest.raises(InputError, match="time series"):
+        load_volume(series)

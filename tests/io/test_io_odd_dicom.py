@@ -83,7 +83,9 @@ def odd_dir(shared_data: Path) -> Path:
 
 def test_every_file_is_listed(odd_dir: Path):
     found = {str(p.relative_to(odd_dir)) for p in odd_dir.rglob("*") if p.is_file()}
-    assert found == set(EXPECTED), f"unlisted: {found - set(EXPECTED)}, gone: {set(EXPECTED) - found}"
+    assert found == set(EXPECTED), (
+        f"unlisted: {found - set(EXPECTED)}, gone: {set(EXPECTED) - found}"
+    )
 
 
 @pytest.mark.parametrize("rel", sorted(EXPECTED))
@@ -106,11 +108,20 @@ def test_odd_file_outcome(odd_dir: Path, rel: str):
 
 
 def test_cli_reports_bad_files_one_line_each(odd_dir: Path):
-    rels = ["pydicom_pkg/JPEG-lossy.dcm", "pydicom_pkg/MR_truncated.dcm", "wg04/NM1_UNC.dcm",
-            "pydicom_pkg/rtstruct.dcm"]
+    rels = [
+        "pydicom_pkg/JPEG-lossy.dcm",
+        "pydicom_pkg/MR_truncated.dcm",
+        "wg04/NM1_UNC.dcm",
+        "pydicom_pkg/rtstruct.dcm",
+    ]
     paths = [str(odd_dir / r) for r in rels]
-    res = subprocess.run([sys.executable, "-m", "medfuse", "info", *paths], cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "medfuse", "info", *paths],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == EXPECTED[rels[0]][0].exit_code  # the first failure's code
     assert "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()

@@ -21,7 +21,7 @@ def _rotation(deg_x: float, deg_z: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def moved_grid(t1):
-    """T1's grid rotated 12/-8 degrees about its centre and shifted (7, -4, 3) mm, coarser voxels."""
+    """T1's grid rotated 12/-8 degrees about its centre, shifted (7, -4, 3) mm, 1.25 mm voxels."""
     aff = t1.affine.numpy()
     shape = np.array(t1.shape[1:])
     centre = aff[:3, :3] @ ((shape - 1) / 2) + aff[:3, 3]
@@ -32,8 +32,11 @@ def moved_grid(t1):
     new[:3, :3] = new[:3, :3] * 1.25  # 1.25 mm voxels
     new_shape = tuple(int(v) for v in np.ceil(shape / 1.25))
     new[:3, 3] = centre + np.array([7.0, -4.0, 3.0]) - new[:3, :3] @ ((np.array(new_shape) - 1) / 2)
-    return MetaTensor(torch.zeros((1, *new_shape)), affine=torch.as_tensor(new),
-                      meta={"source_path": "moved-grid"})
+    return MetaTensor(
+        torch.zeros((1, *new_shape)),
+        affine=torch.as_tensor(new),
+        meta={"source_path": "moved-grid"},
+    )
 
 
 def test_world_point_samples_same_tissue(t2, moved_grid):
@@ -112,6 +115,7 @@ def test_phantom_mr_onto_ct_grid(ct, phantom_dir):
     assert tuple(out.shape) == tuple(ct.shape)
     np.testing.assert_allclose(out.affine.numpy(), ct.affine.numpy())
     assert out.meta["modality"] == "MR"
+    assert out.meta["frame_of_reference_uid"] == mr.meta["frame_of_reference_uid"]  # not aligned
     assert float(out.max()) > 0  # overlapping fields of view in scanner coordinates
 
 

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from medfuse.errors import GeometryError, InputError
-from medfuse.transforms import ExtractSlices, ExtractSlicesd, StackSlices, StackSlicesd, slice_axis_for
+from medfuse.transforms import (
+    ExtractSlices,
+    ExtractSlicesd,
+    StackSlices,
+    StackSlicesd,
+    slice_axis_for,
+)
 
 LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 
@@ -17,8 +23,10 @@ def test_axial_slices_of_phantom_ct_sit_at_their_files(ct, phantom_dir):
     sl = ExtractSlices("axial")(ct)
     assert tuple(sl.shape) == (91, 1, 512, 512)
     # independent: the files' own ImagePositionPatient, sorted along z
-    hdrs = [pydicom.dcmread(p, stop_before_pixels=True)
-            for p in sorted((phantom_dir / "CT_every4th").glob("*.dcm"))]
+    hdrs = [
+        pydicom.dcmread(p, stop_before_pixels=True)
+        for p in sorted((phantom_dir / "CT_every4th").glob("*.dcm"))
+    ]
     ipp = sorted((np.array(h.ImagePositionPatient, float) for h in hdrs), key=lambda p: p[2])
     np.testing.assert_allclose(sl.meta["slice_positions"], LPS_TO_RAS * np.array(ipp), atol=1e-4)
     # axial layout of an LPS series is the DICOM display layout: slice n == pixel array of file n
@@ -32,8 +40,11 @@ def test_axial_slices_of_phantom_ct_sit_at_their_files(ct, phantom_dir):
 def test_display_layout_is_radiological(t1, ct, axis):
     """Rows run anterior->posterior (axial) or superior->inferior; columns run right->left
     (axial, coronal) or anterior->posterior (sagittal), whatever the volume's own axis order."""
-    expect = {"axial": ((1, -1), (0, -1)), "coronal": ((2, -1), (0, -1)),
-              "sagittal": ((2, -1), (1, -1))}[axis]
+    expect = {
+        "axial": ((1, -1), (0, -1)),
+        "coronal": ((2, -1), (0, -1)),
+        "sagittal": ((2, -1), (1, -1)),
+    }[axis]
     for vol in (t1, ct):
         sl = ExtractSlices(axis)(vol)
         aff = sl.meta["slice_affine"]
@@ -79,8 +90,11 @@ def test_stack_with_volume_reference_and_subset(t1):
     sub = ExtractSlices("axial", indices=[10, 20, 30])(t1)
     assert sub.shape[0] == 3
     s = sub.meta["slice_axis"]
-    np.testing.assert_allclose(sub.meta["slice_positions"][1] - sub.meta["slice_positions"][0],
-                               t1.affine.numpy()[:3, s] * 10, atol=1e-6)
+    np.testing.assert_allclose(
+        sub.meta["slice_positions"][1] - sub.meta["slice_positions"][0],
+        t1.affine.numpy()[:3, s] * 10,
+        atol=1e-6,
+    )
     back = StackSlices(fill_value=-1.0)(sub)
     assert float(back.min()) == -1.0
     idx = [slice(None)] * 4

@@ -14,8 +14,12 @@ from medfuse.transforms import WINDOW_PRESETS, Window, Windowd, percentile
 def test_ct_presets_follow_level_width(ct):
     ct = ct[:, ::4, ::4, ::5]  # a real-HU subsample keeps the test fast
     x = ct.numpy()
-    for name, (level, width) in [("ct-brain", (40, 80)), ("ct-subdural", (75, 215)),
-                                 ("ct-bone", (400, 1800)), ("ct-soft-tissue", (50, 400))]:
+    for name, (level, width) in [
+        ("ct-brain", (40, 80)),
+        ("ct-subdural", (75, 215)),
+        ("ct-bone", (400, 1800)),
+        ("ct-soft-tissue", (50, 400)),
+    ]:
         assert WINDOW_PRESETS[name] == (level, width)
         out = Window(name)(ct)
         lo, hi = level - width / 2, level + width / 2
@@ -45,6 +49,14 @@ def test_auto_preset_from_modality(ct, t1):
     assert w.meta["window"]["upper"] == pytest.approx(np.percentile(np.arange(1000.0), 99.5))
 
 
+def test_dicom_preset_uses_header_window(ct, t1):
+    hdr = ct.meta["dicom_datasets"][0]
+    c, w = float(hdr.WindowCenter), float(hdr.WindowWidth)  # 40 / 400 in the phantom CT
+    out = Window("dicom")(ct[:, ::8, ::8, ::8])
+    assert out.meta["window"] == {"preset": "dicom", "lower": c - w / 2, "upper": c + w / 2}
+    assert Window("dicom")(t1).meta["window"]["preset"] == "mr"  # NIfTI: no header -> auto
+
+
 def test_percentiles_match_numpy(t1):
     x = t1.numpy()
     lo, hi = np.percentile(x, [2.0, 98.0])
@@ -57,8 +69,9 @@ def test_percentiles_match_numpy(t1):
 def test_percentile_on_large_volume_matches_numpy(ct):
     # more than 2**24 voxels: torch.quantile refuses, ours must not
     assert ct.numel() > 2**24
-    np.testing.assert_allclose(percentile(ct, [0.5, 99.5]), np.percentile(ct.numpy(), [0.5, 99.5]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        percentile(ct, [0.5, 99.5]), np.percentile(ct.numpy(), [0.5, 99.5]), rtol=1e-5
+    )
 
 
 def test_device_path_percentiles_match_numpy(t1):

@@ -1,0 +1,71 @@
+"""Building blocks shared by medfuse's networks and losses."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["Sobel", "pad_to_multiple", "crop_to"]
+
+
+class Sobel(nn.Module):
+    """Sobel gradient of a single- or multi-channel image, with fixed kernels as buffers.
+
+    ``G_x = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]`` and ``G_y = [[1, 2, 1], [0, 0, 0], [-1, -2, -1]]``
+    applied per channel (ECFusion Eq. 1), replicate padding so the output keeps the input size.
+
+    Args:
+        mode: ``"magnitude"`` for ``sqrt(gx^2 + gy^2)`` (ECFusion Eq. 1), ``"abs"`` for
+            ``|gx| + |gy|`` (the L1 gradient used by most fusion losses), ``"xy"`` for the pair
+            stacked on a new dimension 2: ``(B, C, 2, H, W)``.
+        eps: added under the square root so its gradient stays finite at zero.
+    """
+
+    def __init__(self, mode: str = "magnitude", eps: float = 1e-12) -> None:
+        super().__init__()
+        if mode not in ("magnitude", "abs", "xy"):
+            raise ValueError(f"Sobel mode must be 'magnitude', 'abs' or 'xy', not {mode!r}")
+        self.mode = mode
+        self.eps = eps
+        gx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+        gy = torch.tensor([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
+        self.register_buffer("kernel", torch.stack([gx, gy]).unsqueeze(1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Gradient of ``x``.
+
+        Args:
+            x: ``(B, C, H, W)``.
+
+        Returns:
+            ``(B, C, H, W)`` (``magnitude``/``abs``) or ``(B, C, 2, H, W)`` (``xy``).
+        """
+        b, c, h, w = x.shape
+        xp = F.pad(x.reshape(b * c, 1, h, w), (1, 1, 1, 1), mode="replicate")
+        g = F.conv2d(xp, self.kernel.to(x.dtype)).reshape(b, c, 2, h, w)
+        if self.mode == "xy":
+            return g
+        if self.mode == "abs":
+            return g.abs().sum(dim=2)
+        return torch.sqrt(g.pow(2).sum(dim=2) + self.eps)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad ``(B, C, H, W)`` on the bottom/right so ``H`` and ``W`` are multiples of ``multiple``.
+
+    Returns the padded tensor and the original ``(H, W)`` for :func:`crop_to`. Reflect padding
+    falls back to replicate when the image is too small to reflect.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x, (h, w)
+    if mode == "reflect" and (ph >= h or pw >= w):
+        mode = "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Crop ``(B, C, H', W')`` back to ``size = (H, W)`` (top-left corner)."""
+    return x[..., : size[0], : size[1]]

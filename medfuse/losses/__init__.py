@@ -1,1 +1,11 @@
-"""medfuse.losses (see docs/)."""
+"""medfuse.losses: the unsupervised fusion losses of the ECFusion and S3IMFusion papers.
+
+Every loss is an ``nn.Module`` called as ``loss(fused, a, b)`` on ``(B, 1, H, W)`` tensors in the
+networks' value range (``[-1, 1]``) and returns a scalar.
+"""
+
+from __future__ import annotations
+
+from medfuse.losses.gradient import MaxGradientLoss
+
+__all__ = ["MaxGradientLoss"]

@@ -20,7 +20,12 @@ from typing import Any
 
 import torch.nn as nn
 
-__all__ = ["NETWORKS", "get_network", "list_networks", "network_class"]
+from medfuse.nets.pretrained import TASKS, load_pretrained, load_weights, save_weights
+
+__all__ = [
+    "NETWORKS", "TASKS", "get_network", "list_networks", "load_pretrained", "load_weights",
+    "network_class", "save_weights",
+]
 
 #: registry name -> "module:Class" (imported on first use).
 NETWORKS: dict[str, str] = {

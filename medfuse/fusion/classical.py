@@ -15,6 +15,7 @@ All take and return (B, 1, H, W) float32 in [0, 1] (see :class:`~medfuse.fusion.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -137,8 +138,10 @@ class WaveletFusion(FusionMethod):
         xb = b[:, 0].detach().cpu().numpy()
         wav = pywt.Wavelet(self.wavelet)
         levels = max(1, min(self.levels, pywt.dwt_max_level(min(h, w), wav.dec_len)))
-        ca = pywt.wavedec2(xa, wav, mode="symmetric", level=levels, axes=(-2, -1))
-        cb = pywt.wavedec2(xb, wav, mode="symmetric", level=levels, axes=(-2, -1))
+        with warnings.catch_warnings():  # images smaller than the filter: boundary effects
+            warnings.simplefilter("ignore", UserWarning)
+            ca = pywt.wavedec2(xa, wav, mode="symmetric", level=levels, axes=(-2, -1))
+            cb = pywt.wavedec2(xb, wav, mode="symmetric", level=levels, axes=(-2, -1))
         fused: list[Any] = [(ca[0] + cb[0]) * 0.5]
         for da, db in zip(ca[1:], cb[1:]):
             fused.append(tuple(np.where(np.abs(x) >= np.abs(y), x, y) for x, y in zip(da, db)))
@@ -232,7 +235,8 @@ class GuidedFilterFusion(FusionMethod):
     def fuse(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: D102
         base_a, base_b = box_filter(a, 15), box_filter(b, 15)
         det_a, det_b = a - base_a, b - base_b
-        pa = (self._saliency(a) >= self._saliency(b)).to(a.dtype)
+        sa, sb = self._saliency(a), self._saliency(b)
+        pa = (sa > sb).to(a.dtype) + 0.5 * (sa == sb).to(a.dtype)  # ties split: symmetric
         pb = 1.0 - pa
         wba = guided_filter(a, pa, self.r1, self.eps1).clamp_(0, 1)
         wbb = guided_filter(b, pb, self.r1, self.eps1).clamp_(0, 1)

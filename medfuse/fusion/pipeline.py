@@ -350,6 +350,13 @@ def fuse_volumes(
         if not Path(p).exists():
             raise InputError(f"{p}: no such file or folder")
 
+    network = opt.method in ("ecfusion", "s3imfusion", "network")
+    if not network and opt.weights:
+        raise InputError(f"--weights is for network methods; '{opt.method}' takes none")
+    method = None
+    if network and (opt.weights or opt.task):  # weights problems show before any heavy work
+        method = get_method(opt.method, device=device, task=opt.task, weights=opt.weights)
+
     # ---- load
     t0 = time.perf_counter()
     bar = st.bar("load", 2)
@@ -371,15 +378,12 @@ def fuse_volumes(
             "functional image with an anatomical one"
         )
     task = opt.task or infer_task(*mods)
-    if task is None and any(functional):
-        task = None
     method_name = opt.method if opt.method != "auto" else _auto_method(task)
-    method_opts: dict[str, Any] = {}
-    if method_name in ("ecfusion", "s3imfusion", "network"):
-        method_opts = {"task": task, "weights": opt.weights}
-    elif opt.weights:
-        raise InputError(f"--weights is for network methods; '{method_name}' takes none")
-    method = get_method(method_name, device=device, **method_opts)  # weights errors before work
+    if method is None:
+        method_opts: dict[str, Any] = {}
+        if method_name in ("ecfusion", "s3imfusion", "network"):
+            method_opts = {"task": task, "weights": opt.weights}
+        method = get_method(method_name, device=device, **method_opts)
 
     ri = _choose_reference(opt, mods, functional)
     mi = 1 - ri

@@ -42,12 +42,15 @@ def to_uint8(x: Any) -> np.ndarray:
 
 
 def _letters(v_ras: np.ndarray) -> str:
-    """DICOM patient-orientation letters of a RAS direction, dominant component first."""
+    """DICOM patient-orientation letters of a RAS direction, dominant component first.
+
+    Components under 0.1 (about 6 degrees of obliquity) are left out.
+    """
     v = np.asarray(v_ras, dtype=np.float64)
     v = v / (np.linalg.norm(v) or 1.0)
     names = (("R", "L"), ("A", "P"), ("H", "F"))
     order = np.argsort(-np.abs(v))
-    return "".join(names[i][0 if v[i] > 0 else 1] for i in order if abs(v[i]) > 1e-3) or "L"
+    return "".join(names[i][0 if v[i] > 0 else 1] for i in order if abs(v[i]) >= 0.1) or "L"
 
 
 def patient_orientation(slice_affine: np.ndarray) -> tuple[str, str]:

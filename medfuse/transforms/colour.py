@@ -13,26 +13,28 @@ the result is recombined with the palette's Cb/Cr, as ECFusion and S3IMFusion do
 from __future__ import annotations
 
 import functools
-import warnings
 
 import numpy as np
 import torch
 
 from medfuse.errors import InputError
 
-__all__ = ["PALETTES", "palette_lut", "colourise", "rgb_to_ycbcr", "ycbcr_to_rgb"]
+__all__ = ["PALETTES", "PALETTE_UIDS", "palette_lut", "colourise", "rgb_to_ycbcr", "ycbcr_to_rgb"]
 
-#: DICOM standard colour palettes shipped with pydicom (names as ``--palette`` takes them).
-PALETTES: tuple[str, ...] = (
-    "PET",
-    "HOT_IRON",
-    "HOT_METAL_BLUE",
-    "PET_20_STEP",
-    "SPRING",
-    "SUMMER",
-    "FALL",
-    "WINTER",
-)
+#: DICOM standard colour palettes (PS3.6 Annex A well-known SOP instances) by ``--palette`` name.
+#: Passed to pydicom by UID: pydicom 3.0's name lookup swaps FALL and WINTER.
+PALETTE_UIDS: dict[str, str] = {
+    "HOT_IRON": "1.2.840.10008.1.5.1",
+    "PET": "1.2.840.10008.1.5.2",
+    "HOT_METAL_BLUE": "1.2.840.10008.1.5.3",
+    "PET_20_STEP": "1.2.840.10008.1.5.4",
+    "SPRING": "1.2.840.10008.1.5.5",
+    "SUMMER": "1.2.840.10008.1.5.6",
+    "FALL": "1.2.840.10008.1.5.7",
+    "WINTER": "1.2.840.10008.1.5.8",
+}
+#: palette names.
+PALETTES: tuple[str, ...] = tuple(PALETTE_UIDS)
 
 # BT.601 full range (JPEG / JFIF): Y = 0.299 R + 0.587 G + 0.114 B, Cb/Cr offset 0.5 (128/255).
 _RGB2YCC = torch.tensor(
@@ -50,9 +52,7 @@ _YCC2RGB = torch.linalg.inv(_RGB2YCC)
 def _lut_np(name: str) -> np.ndarray:
     from pydicom.pixels import apply_color_lut
 
-    with warnings.catch_warnings():  # pydicom checks the name as a UID first and warns
-        warnings.simplefilter("ignore")
-        lut = apply_color_lut(np.arange(256, dtype=np.uint8), palette=name)
+    lut = apply_color_lut(np.arange(256, dtype=np.uint8), palette=PALETTE_UIDS[name])
     return np.ascontiguousarray(lut.reshape(256, 3).astype(np.uint8))
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from medfuse.errors import InputError
 from medfuse.metrics import to_luma
-from medfuse.transforms.colour import PALETTES, colourise, palette_lut, rgb_to_ycbcr, ycbcr_to_rgb
+from medfuse.transforms.colour import PALETTE_UIDS, PALETTES, colourise, palette_lut, rgb_to_ycbcr, ycbcr_to_rgb
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +38,19 @@ def test_palettes_are_pydicoms(t1_volume_slice):
 
     x = t1_volume_slice  # (1, H, W) in [0, 1]
     idx = (x[0] * 255).round().to(torch.uint8).numpy()
-    for name in ("PET", "HOT_IRON"):
-        with pytest.warns(UserWarning):  # pydicom tries the name as a UID first
-            ref = apply_color_lut(idx, palette=name)
+    for name in ("PET", "HOT_IRON", "FALL"):
+        ref = apply_color_lut(idx, palette=PALETTE_UIDS[name])
         out = colourise(x, name)
         assert out.shape == (3, *x.shape[1:])
         assert np.array_equal((out * 255).round().to(torch.uint8).permute(1, 2, 0).numpy(), ref)
+    # the UIDs name the palettes pydicom ships (its FALL/WINTER name lookup is swapped)
+    from pydicom import dcmread
+    from pydicom.data import get_palette_files
+
+    for name, fname in (("FALL", "fall.dcm"), ("WINTER", "winter.dcm"), ("PET", "pet.dcm")):
+        ds = dcmread(get_palette_files(fname)[0])
+        assert str(ds.SOPInstanceUID) == PALETTE_UIDS[name]
+        assert str(ds.ContentLabel).startswith(name)
     assert len(PALETTES) == 8 and palette_lut("hot-iron").shape == (256, 3)
     with pytest.raises(InputError, match="unknown palette 'RAINBOW'"):
         palette_lut("RAINBOW")

@@ -323,3 +323,9 @@ def test_bad_options(tmp_path: Path, stroke_dir: Path):
         assert res.exit_code == 3
         _one_error_line(res, "CUDA is not available")
     _nothing_written(out)
+
+
+def test_readme_first_command_is_the_demo():
+    text = (REPO / "README.md").read_text()
+    first = text.split("```bash", 1)[1].split("```", 1)[0].strip()
+    assert first == "bash scripts/setup.sh && medfuse fuse --demo -o out/"

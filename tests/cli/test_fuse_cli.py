@@ -92,10 +92,11 @@ def test_demo_runs_from_the_package(tmp_path: Path):
 def test_stroke_flair_colourised_over_t1(tmp_path: Path, stroke_dir: Path):
     out = tmp_path / "out"
     res = _invoke(str(stroke_dir / "FLAIR.nii.gz"), str(stroke_dir / "T1.nii.gz"), "-o", str(out),
-                  "--functional", "a", "--method", "dwt", "--palette", "HOT_IRON", "-q")
+                  "--functional", "a", "--method", "dwt", "--palette", "HOT_IRON", "-q",
+                  "--format", "dicom,nifti,png")
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "fused.nii.gz", "preview.png", "run.json", "transform.tfm"]
+        "dicom", "fused.nii.gz", "preview.png", "run.json", "transform.tfm"]
     run = json.loads((out / "run.json").read_text())
     assert run["reference_grid"] == "b" and run["registration"]["kind"] == "none"
     assert run["functional"] == {"a": True, "b": False} and run["palette"] == "HOT_IRON"
@@ -116,6 +117,19 @@ def test_stroke_flair_colourised_over_t1(tmp_path: Path, stroke_dir: Path):
     brain = (flair.as_tensor()[0].permute(2, 0, 1) > 0.2)[:, None].expand_as(got)
     assert (got - want).abs()[brain].median() < 0.02
     assert float(rgb[0].mean()) > float(rgb[2].mean())  # hot iron: red dominates
+    # the RGB Secondary Capture holds the NIfTI's pixels and validates
+    from medfuse.transforms import ExtractSlices
+
+    sl = ExtractSlices("axial")(vol).as_tensor().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    files = sorted((out / "dicom").glob("*.dcm"))
+    assert len(files) == 140
+    for k in (0, 70, 139):
+        ds = pydicom.dcmread(files[k])
+        assert ds.PhotometricInterpretation == "RGB" and ds.SamplesPerPixel == 3
+        assert np.array_equal(ds.pixel_array, sl[k])
+    assert shutil.which("dciodvfy"), "dciodvfy missing: bash scripts/setup.sh --test installs it"
+    r = subprocess.run(["dciodvfy", str(files[70])], capture_output=True, text=True)
+    assert not [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("Error")], r.stderr
     preview = np.asarray(Image.open(out / "preview.png"))
     assert preview.ndim == 3 and preview.shape[-1] == 3
 
@@ -130,9 +144,8 @@ def test_stroke_pair_as_dicom_without_dicom_inputs(tmp_path: Path, stroke_dir: P
     assert len(files) == 160  # coronal slices of the 124x160x140 grid
     ds = pydicom.dcmread(files[0])
     assert ds.pixel_array.shape == (140, 124) and list(ds.PatientOrientation) == ["LH", "FPL"]  # T1 is oblique
-    if shutil.which("dciodvfy"):
-        r = subprocess.run(["dciodvfy", str(files[0])], capture_output=True, text=True)
-        assert not [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("Error")]
+    r = subprocess.run(["dciodvfy", str(files[0])], capture_output=True, text=True)
+    assert not [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("Error")], r.stderr
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,9 +6,6 @@ import click
 
 __all__ = ["command"]
 
-_METHODS = ["auto", "average", "max", "laplacian", "dwt", "guided-filter", "ecfusion", "s3imfusion",
-            "network"]
-
 
 @click.command("fuse")
 @click.argument("a", required=False, type=click.Path(path_type=str))
@@ -17,8 +14,10 @@ _METHODS = ["auto", "average", "max", "laplacian", "dwt", "guided-filter", "ecfu
               help="Output folder (written atomically; must not exist or be empty).")
 @click.option("--demo", is_flag=True,
               help="Fuse the CT/MR demo pair shipped inside the package (no A and B).")
-@click.option("--method", default="auto", show_default=True, type=click.Choice(_METHODS),
-              help="Fusion method; auto = ECFusion when its shipped weights exist, else laplacian.")
+@click.option("--method", default="auto", show_default=True, metavar="NAME",
+              help="A registered fusion method: average, max, laplacian, dwt, guided-filter, "
+                   "ecfusion, s3imfusion, network; auto = ECFusion when its shipped weights exist, "
+                   "else laplacian.")
 @click.option("--task", type=click.Choice(["ct-mri", "pet-mri", "spect-mri"]), default=None,
               help="Task of the shipped network weights (default: from the modalities).")
 @click.option("--weights", type=click.Path(path_type=str), default=None,

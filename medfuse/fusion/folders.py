@@ -136,8 +136,15 @@ def fuse_folders(
     device = resolve_device(opt.device)
     task = opt.task or _TASK_BY_NAME.get(pa.name.upper()) or _TASK_BY_NAME.get(pb.name.upper())
     method_name = opt.method if opt.method != "auto" else _auto_method(task)
-    mopts = {"task": task, "weights": opt.weights} if method_name in (
-        "ecfusion", "s3imfusion", "network") else {}
+    from medfuse.fusion.base import METHODS, list_methods
+    from medfuse.fusion.network import NetworkFusion
+
+    if method_name not in list_methods():
+        raise InputError(f"unknown fusion method '{method_name}' (known: auto, {', '.join(list_methods())})")
+    network = issubclass(METHODS[method_name], NetworkFusion)
+    if opt.weights and not network:
+        raise InputError(f"--weights is for network methods; '{method_name}' takes none")
+    mopts = {"task": task, "weights": opt.weights} if network else {}
     method = get_method(method_name, device=device, **mopts)
 
     t0 = time.perf_counter()

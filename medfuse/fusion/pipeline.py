@@ -250,6 +250,13 @@ class _Stages:
         self.times[name] = round(time.perf_counter() - t0, 4)
 
 
+def _rotation_deg(matrix: np.ndarray) -> float:
+    """Rotation angle (degrees) of the linear part of a 4x4 (its closest rotation)."""
+    u, _, vt = np.linalg.svd(np.asarray(matrix)[:3, :3])
+    r = u @ vt
+    return float(np.degrees(np.arccos(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))))
+
+
 def _choose_reference(opt: FuseOptions, mods: tuple[str, str], functional: tuple[bool, bool]) -> int:
     if opt.reference in ("a", "b"):
         return 0 if opt.reference == "a" else 1
@@ -295,7 +302,9 @@ def _registration(opt: FuseOptions, ref: Any, mov: Any, paths: tuple[str, str], 
     bar.close()
     st.log(
         f"registration ({mode}, {why}): Mattes MI {res.metric_initial:.4f} -> "
-        f"{res.metric_final:.4f} after {res.iterations} iterations ({res.initialisation})"
+        f"{res.metric_final:.4f} after {res.iterations} iterations ({res.initialisation}); "
+        f"rotation {_rotation_deg(res.matrix):.1f} deg, translation "
+        f"({', '.join(f'{v:.1f}' for v in res.matrix[:3, 3])}) mm; saved as transform.tfm"
     )
     return res, why
 
@@ -350,7 +359,12 @@ def fuse_volumes(
         if not Path(p).exists():
             raise InputError(f"{p}: no such file or folder")
 
-    network = opt.method in ("ecfusion", "s3imfusion", "network")
+    from medfuse.fusion.base import METHODS, list_methods
+    from medfuse.fusion.network import NetworkFusion
+
+    if opt.method != "auto" and opt.method not in list_methods():
+        raise InputError(f"unknown fusion method '{opt.method}' (known: auto, {', '.join(list_methods())})")
+    network = opt.method != "auto" and issubclass(METHODS[opt.method], NetworkFusion)
     if not network and opt.weights:
         raise InputError(f"--weights is for network methods; '{opt.method}' takes none")
     method = None
@@ -381,7 +395,7 @@ def fuse_volumes(
     method_name = opt.method if opt.method != "auto" else _auto_method(task)
     if method is None:
         method_opts: dict[str, Any] = {}
-        if method_name in ("ecfusion", "s3imfusion", "network"):
+        if issubclass(METHODS[method_name], NetworkFusion):
             method_opts = {"task": task, "weights": opt.weights}
         method = get_method(method_name, device=device, **method_opts)
 

@@ -342,3 +342,12 @@ def test_readme_first_command_is_the_demo():
     text = (REPO / "README.md").read_text()
     first = text.split("```bash", 1)[1].split("```", 1)[0].strip()
     assert first == "bash scripts/setup.sh && medfuse fuse --demo -o out/"
+
+
+def test_unknown_method_lists_the_registry(tmp_path: Path, stroke_dir: Path):
+    out = tmp_path / "out"
+    res = _invoke(str(stroke_dir / "T2.nii.gz"), str(stroke_dir / "T1.nii.gz"), "-o", str(out),
+                  "--method", "wavelet-magic")
+    assert res.exit_code == 3
+    _one_error_line(res, "unknown fusion method 'wavelet-magic'", "guided-filter", "ecfusion")
+    _nothing_written(out)

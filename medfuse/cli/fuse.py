@@ -66,8 +66,14 @@ def command(a, b, out_dir, demo, method, task, weights, reference, register, tra
       medfuse fuse PET/ MRI/ -o fused/ --method laplacian      # 2D folders
     Exit codes: 0 ok, 2 usage, 3 input, 4 geometry/registration, 5 output, 6 weights.
     """
+    import signal
+    import sys
+
     from medfuse.fusion.folders import is_image_folder
     from medfuse.fusion.pipeline import FuseOptions
+
+    # a terminated run unwinds like Ctrl-C, so its temporary output folder is removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     if demo:
         if a or b:

@@ -371,124 +371,124 @@ def fuse_volumes(
     if network and (opt.weights or opt.task):  # weights problems show before any heavy work
         method = get_method(opt.method, device=device, task=opt.task, weights=opt.weights)
 
-    # ---- load
-    t0 = time.perf_counter()
-    bar = st.bar("load", 2)
-    vols = []
-    for p, uid in zip(paths, (opt.series_a, opt.series_b)):
-        vols.append(load_volume(p, series_uid=uid))
-        bar.update(1)
-    bar.close()
-    for v, p in zip(vols, paths):
-        _check_3d(v, p)
-    st.timed("load", t0)
-    mods = tuple(str(v.meta.get("modality") or "").upper() for v in vols)
-    functional = tuple(
-        (opt.functional == ab) or (m in FUNCTIONAL_MODALITIES) for ab, m in zip("ab", mods)
-    )
-    if all(functional):
-        raise InputError(
-            f"{paths[0]} and {paths[1]}: both inputs are functional ({mods[0]}, {mods[1]}); fuse a "
-            "functional image with an anatomical one"
-        )
-    task = opt.task or infer_task(*mods)
-    method_name = opt.method if opt.method != "auto" else _auto_method(task)
-    if method is None:
-        method_opts: dict[str, Any] = {}
-        if issubclass(METHODS[method_name], NetworkFusion):
-            method_opts = {"task": task, "weights": opt.weights}
-        method = get_method(method_name, device=device, **method_opts)
-
-    ri = _choose_reference(opt, mods, functional)
-    mi = 1 - ri
-    ref, mov = vols[ri], vols[mi]
-    st.log(
-        f"inputs: a={mods[0] or '?'} {tuple(vols[0].shape[1:])}, b={mods[1] or '?'} "
-        f"{tuple(vols[1].shape[1:])}; reference grid: {'ab'[ri]}; method: {method_name}"
-    )
-
-    # ---- register
-    t0 = time.perf_counter()
-    reg, why = _registration(opt, ref, mov, paths, st)
-    overlap = field_of_view_overlap(ref, mov, reg.matrix)
-    if overlap < MIN_OVERLAP:
-        raise GeometryError(
-            f"{paths[mi]} and {paths[ri]}: fields of view do not overlap after registration "
-            f"({overlap:.1%} of the reference grid covered)"
-        )
-    st.timed("register", t0)
-
-    # ---- prepare: window on own grids, resample the moving one, slice
-    t0 = time.perf_counter()
-    windows = [win_a, win_b]
-    wins: list[dict[str, Any]] = [{}, {}]
-    windowed = []
-    for n, v in enumerate(vols):
-        x = v
-        if x.shape[0] == 3 and not functional[n]:  # RGB anatomical input: use its luma
-            x = rgb_to_ycbcr(x, dim=0)[:1]
-        if x.shape[0] == 3:  # an already coloured functional input: window each channel as is
-            lo, hi = float(x.min()), float(x.max())
-            y = (x - lo) / max(hi - lo, 1e-6)
-            y.meta["window"] = {"preset": "rgb range", "lower": lo, "upper": hi}
-        else:
-            y = windows[n](x)
-        wins[n] = dict(y.meta.get("window", {}))
-        windowed.append(y)
-    ref_w, mov_w = windowed[ri], windowed[mi]
-    mi_report = (
-        _mi_report(ref_w[:1] if ref_w.shape[0] == 1 else rgb_to_ycbcr(ref_w, 0)[:1],
-                   mov_w[:1] if mov_w.shape[0] == 1 else rgb_to_ycbcr(mov_w, 0)[:1], reg.matrix)
-        if reg.kind != "none" else None
-    )
-    if mi_report:
-        st.log(f"mutual information (nats): {mi_report['before']:.4f} -> {mi_report['after']:.4f}")
-    moved = ResampleToReference()(mov_w, ref_w, pre_affine=reg.matrix if reg.kind != "none" else None)
-    on_grid = [None, None]
-    on_grid[ri], on_grid[mi] = ref_w, moved
-    cut = ExtractSlices(opt.axis)
-    sl = [cut(v) for v in on_grid]
-    geo_meta = sl[ri].meta
-    rgb_parts = None
-    src = []
-    for n in range(2):
-        s = sl[n].as_tensor()
-        if functional[n]:
-            rgb = s if s.shape[1] == 3 else colourise(s, opt.palette)
-            ycc = rgb_to_ycbcr(rgb)
-            rgb_parts = ycc[:, 1:]
-            s = ycc[:, :1]
-        src.append(s.contiguous())
-    n_slices, _, hh, ww = src[0].shape
-    st.timed("prepare", t0)
-
-    # ---- fuse
-    t0 = time.perf_counter()
-    bs = opt.batch_size or auto_batch_size(method, hh, ww, n_slices)
-    bar = st.bar("fuse", n_slices)
-    fused_y = fuse_slices(method, src[0], src[1], batch_size=bs, progress=bar.update)
-    bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    st.timed("fuse", t0)
-    fused = fused_y if rgb_parts is None else ycbcr_to_rgb(torch.cat([fused_y, rgb_parts], 1))
-
-    # ---- write
-    t0 = time.perf_counter()
-    has_dicom = any(v.meta.get("dicom_datasets") for v in vols)
-    formats = formats or (FORMATS if has_dicom else ("nifti", "png"))
-    from medfuse.io.writers import to_uint8, write_montage, write_nifti, write_secondary_capture
-
-    slices_u8 = to_uint8(fused)  # (N, C, H, W)
-    display = slices_u8[:, 0] if slices_u8.shape[1] == 1 else np.moveaxis(slices_u8, 1, -1)
-    result = FuseResult(out_dir=out)
-    n_files = len(display) * ("dicom" in formats) + ("nifti" in formats) + ("png" in formats) + 2
-    bar = st.bar("write", n_files)
-    desc = " + ".join(
-        str(v.meta.get("series_description") or v.meta.get("modality") or Path(p).name)
-        for v, p in zip(vols, paths)
-    )
     with AtomicOutputDir(out, overwrite=opt.overwrite) as tmp:
+        # ---- load
+        t0 = time.perf_counter()
+        bar = st.bar("load", 2)
+        vols = []
+        for p, uid in zip(paths, (opt.series_a, opt.series_b)):
+            vols.append(load_volume(p, series_uid=uid))
+            bar.update(1)
+        bar.close()
+        for v, p in zip(vols, paths):
+            _check_3d(v, p)
+        st.timed("load", t0)
+        mods = tuple(str(v.meta.get("modality") or "").upper() for v in vols)
+        functional = tuple(
+            (opt.functional == ab) or (m in FUNCTIONAL_MODALITIES) for ab, m in zip("ab", mods)
+        )
+        if all(functional):
+            raise InputError(
+                f"{paths[0]} and {paths[1]}: both inputs are functional ({mods[0]}, {mods[1]}); fuse a "
+                "functional image with an anatomical one"
+            )
+        task = opt.task or infer_task(*mods)
+        method_name = opt.method if opt.method != "auto" else _auto_method(task)
+        if method is None:
+            method_opts: dict[str, Any] = {}
+            if issubclass(METHODS[method_name], NetworkFusion):
+                method_opts = {"task": task, "weights": opt.weights}
+            method = get_method(method_name, device=device, **method_opts)
+
+        ri = _choose_reference(opt, mods, functional)
+        mi = 1 - ri
+        ref, mov = vols[ri], vols[mi]
+        st.log(
+            f"inputs: a={mods[0] or '?'} {tuple(vols[0].shape[1:])}, b={mods[1] or '?'} "
+            f"{tuple(vols[1].shape[1:])}; reference grid: {'ab'[ri]}; method: {method_name}"
+        )
+
+        # ---- register
+        t0 = time.perf_counter()
+        reg, why = _registration(opt, ref, mov, paths, st)
+        overlap = field_of_view_overlap(ref, mov, reg.matrix)
+        if overlap < MIN_OVERLAP:
+            raise GeometryError(
+                f"{paths[mi]} and {paths[ri]}: fields of view do not overlap after registration "
+                f"({overlap:.1%} of the reference grid covered)"
+            )
+        st.timed("register", t0)
+
+        # ---- prepare: window on own grids, resample the moving one, slice
+        t0 = time.perf_counter()
+        windows = [win_a, win_b]
+        wins: list[dict[str, Any]] = [{}, {}]
+        windowed = []
+        for n, v in enumerate(vols):
+            x = v
+            if x.shape[0] == 3 and not functional[n]:  # RGB anatomical input: use its luma
+                x = rgb_to_ycbcr(x, dim=0)[:1]
+            if x.shape[0] == 3:  # an already coloured functional input: window each channel as is
+                lo, hi = float(x.min()), float(x.max())
+                y = (x - lo) / max(hi - lo, 1e-6)
+                y.meta["window"] = {"preset": "rgb range", "lower": lo, "upper": hi}
+            else:
+                y = windows[n](x)
+            wins[n] = dict(y.meta.get("window", {}))
+            windowed.append(y)
+        ref_w, mov_w = windowed[ri], windowed[mi]
+        mi_report = (
+            _mi_report(ref_w[:1] if ref_w.shape[0] == 1 else rgb_to_ycbcr(ref_w, 0)[:1],
+                       mov_w[:1] if mov_w.shape[0] == 1 else rgb_to_ycbcr(mov_w, 0)[:1], reg.matrix)
+            if reg.kind != "none" else None
+        )
+        if mi_report:
+            st.log(f"mutual information (nats): {mi_report['before']:.4f} -> {mi_report['after']:.4f}")
+        moved = ResampleToReference()(mov_w, ref_w, pre_affine=reg.matrix if reg.kind != "none" else None)
+        on_grid = [None, None]
+        on_grid[ri], on_grid[mi] = ref_w, moved
+        cut = ExtractSlices(opt.axis)
+        sl = [cut(v) for v in on_grid]
+        geo_meta = sl[ri].meta
+        rgb_parts = None
+        src = []
+        for n in range(2):
+            s = sl[n].as_tensor()
+            if functional[n]:
+                rgb = s if s.shape[1] == 3 else colourise(s, opt.palette)
+                ycc = rgb_to_ycbcr(rgb)
+                rgb_parts = ycc[:, 1:]
+                s = ycc[:, :1]
+            src.append(s.contiguous())
+        n_slices, _, hh, ww = src[0].shape
+        st.timed("prepare", t0)
+
+        # ---- fuse
+        t0 = time.perf_counter()
+        bs = opt.batch_size or auto_batch_size(method, hh, ww, n_slices)
+        bar = st.bar("fuse", n_slices)
+        fused_y = fuse_slices(method, src[0], src[1], batch_size=bs, progress=bar.update)
+        bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        st.timed("fuse", t0)
+        fused = fused_y if rgb_parts is None else ycbcr_to_rgb(torch.cat([fused_y, rgb_parts], 1))
+
+        # ---- write
+        t0 = time.perf_counter()
+        has_dicom = any(v.meta.get("dicom_datasets") for v in vols)
+        formats = formats or (FORMATS if has_dicom else ("nifti", "png"))
+        from medfuse.io.writers import to_uint8, write_montage, write_nifti, write_secondary_capture
+
+        slices_u8 = to_uint8(fused)  # (N, C, H, W)
+        display = slices_u8[:, 0] if slices_u8.shape[1] == 1 else np.moveaxis(slices_u8, 1, -1)
+        result = FuseResult(out_dir=out)
+        n_files = len(display) * ("dicom" in formats) + ("nifti" in formats) + ("png" in formats) + 2
+        bar = st.bar("write", n_files)
+        desc = " + ".join(
+            str(v.meta.get("series_description") or v.meta.get("modality") or Path(p).name)
+            for v, p in zip(vols, paths)
+        )
         files: list[str] = []
         if "dicom" in formats:
             (tmp / "dicom").mkdir()
@@ -573,7 +573,7 @@ def fuse_volumes(
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
         bar.update(1)
         bar.close()
-    result.files = files + ["run.json"]
-    result.run = run
+        result.files = files + ["run.json"]
+        result.run = run
     st.log(f"wrote {len(result.files)} files to {out} in {st.times['total']:.1f} s")
     return result

@@ -351,3 +351,26 @@ def test_unknown_method_lists_the_registry(tmp_path: Path, stroke_dir: Path):
     assert res.exit_code == 3
     _one_error_line(res, "unknown fusion method 'wavelet-magic'", "guided-filter", "ecfusion")
     _nothing_written(out)
+
+
+def test_terminated_run_leaves_nothing(tmp_path: Path, phantom_dir: Path):
+    """SIGTERM while loading the phantom pair: exit 143 and no output or temporary folder."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medfuse", "fuse", str(phantom_dir / "CT_every4th"),
+         str(phantom_dir / "MR_T2"), "-o", str(out), "--method", "average"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]:
+            break  # the temporary output folder exists: the run is under way
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    _nothing_written(out)

@@ -41,8 +41,13 @@ def _random_weights(name: str, folder: Path) -> Path:
     from medfuse.nets import get_network, save_weights
 
     torch.manual_seed(0)
-    return save_weights(get_network(name), folder / f"{name}-random.safetensors", name,
-                        task="ct-mri", extra={"note": "random weights for benchmarking"})
+    return save_weights(
+        get_network(name),
+        folder / f"{name}-random.safetensors",
+        name,
+        task="ct-mri",
+        extra={"note": "random weights for benchmarking"},
+    )
 
 
 def end_to_end(methods: list[str], weights: str | None, device: str) -> list[dict]:
@@ -53,8 +58,21 @@ def end_to_end(methods: list[str], weights: str | None, device: str) -> list[dic
         tmp = Path(tmp)
         for m in methods:
             out = tmp / f"out-{m}"
-            cmd = [sys.executable, "-m", "medfuse", "fuse", str(ct), str(mr), "-o", str(out),
-                   "--method", m, "--device", device, "-q"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "medfuse",
+                "fuse",
+                str(ct),
+                str(mr),
+                "-o",
+                str(out),
+                "--method",
+                m,
+                "--device",
+                device,
+                "-q",
+            ]
             if m in NETWORKS:
                 cmd += ["--weights", weights or str(_random_weights(m, tmp))]
             env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -68,20 +86,30 @@ def end_to_end(methods: list[str], weights: str | None, device: str) -> list[dic
                 continue
             run = json.loads((out / "run.json").read_text())
             t = run["timings_s"]
-            rows.append({
-                "method": m, **t, "wall": wall, "slices": run["n_slices"],
-                "slices_per_s": run["n_slices"] / t["fuse"], "peak_rss_mb": usage.ru_maxrss / 1024,
-            })
+            rows.append(
+                {
+                    "method": m,
+                    **t,
+                    "wall": wall,
+                    "slices": run["n_slices"],
+                    "slices_per_s": run["n_slices"] / t["fuse"],
+                    "peak_rss_mb": usage.ru_maxrss / 1024,
+                }
+            )
             r = rows[-1]
-            print(f"{m:>14}: load {r['load']:6.2f}  register {r['register']:6.2f}  prepare "
-                  f"{r['prepare']:6.2f}  fuse {r['fuse']:7.2f}  write {r['write']:6.2f}  total "
-                  f"{r['total']:7.2f} s  (process {wall:6.1f} s)  {r['slices_per_s']:8.1f} slices/s"
-                  f"  peak {r['peak_rss_mb']:6.0f} MB", flush=True)
+            print(
+                f"{m:>14}: load {r['load']:6.2f}  register {r['register']:6.2f}  prepare "
+                f"{r['prepare']:6.2f}  fuse {r['fuse']:7.2f}  write {r['write']:6.2f}  total "
+                f"{r['total']:7.2f} s  (process {wall:6.1f} s)  {r['slices_per_s']:8.1f} slices/s"
+                f"  peak {r['peak_rss_mb']:6.0f} MB",
+                flush=True,
+            )
     return rows
 
 
-def fuse_stage(methods: list[str], weights: str | None, device: str, n: int,
-               batch_size: int | None) -> list[dict]:
+def fuse_stage(
+    methods: list[str], weights: str | None, device: str, n: int, batch_size: int | None
+) -> list[dict]:
     import numpy as np
     import torch
     from PIL import Image
@@ -92,11 +120,14 @@ def fuse_stage(methods: list[str], weights: str | None, device: str, n: int,
     dev = resolve_device(device)
     src = DATA / "harvard" / "CT-MRI"
     names = sorted(p.name for p in (src / "CT").glob("*.png"))
-    imgs = [[np.asarray(Image.open(src / mod / nm).convert("L")) for nm in names]
-            for mod in ("CT", "MRI")]
+    imgs = [
+        [np.asarray(Image.open(src / mod / nm).convert("L")) for nm in names]
+        for mod in ("CT", "MRI")
+    ]
     reps = -(-n // len(names))
-    a, b = (torch.from_numpy(np.stack(x * reps)[:n].astype(np.float32) / 255.0)[:, None]
-            for x in imgs)
+    a, b = (
+        torch.from_numpy(np.stack(x * reps)[:n].astype(np.float32) / 255.0)[:, None] for x in imgs
+    )
     if dev.type == "cuda":
         a, b = a.pin_memory(), b.pin_memory()
     rows = []
@@ -115,10 +146,21 @@ def fuse_stage(methods: list[str], weights: str | None, device: str, n: int,
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             dt = time.perf_counter() - t0
-            rows.append({"method": m, "device": str(dev), "slices": n, "batch": bs,
-                         "seconds": dt, "slices_per_s": n / dt})
-            print(f"{m:>14}: {n} slices 256x256 on {dev} (batch {bs}) in {dt:7.3f} s = "
-                  f"{n / dt:9.1f} slices/s", flush=True)
+            rows.append(
+                {
+                    "method": m,
+                    "device": str(dev),
+                    "slices": n,
+                    "batch": bs,
+                    "seconds": dt,
+                    "slices_per_s": n / dt,
+                }
+            )
+            print(
+                f"{m:>14}: {n} slices 256x256 on {dev} (batch {bs}) in {dt:7.3f} s = "
+                f"{n / dt:9.1f} slices/s",
+                flush=True,
+            )
     return rows
 
 
@@ -143,8 +185,9 @@ def main() -> None:
         result["end_to_end"] = end_to_end(e2e, args.weights, args.device)
     if not args.skip_stage:
         print(f"== fuse stage alone, {args.stage_slices} Harvard slices at 256x256 ==", flush=True)
-        result["fuse_stage"] = fuse_stage(methods, args.weights, args.device, args.stage_slices,
-                                          args.batch_size)
+        result["fuse_stage"] = fuse_stage(
+            methods, args.weights, args.device, args.stage_slices, args.batch_size
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 

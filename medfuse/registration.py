@@ -422,7 +422,11 @@ def register(
         stop = rigid.GetOptimizerStopConditionDescription()
         metric_final = float(rigid.GetMetricValue())
         if kind == "affine":
-            rig = sitk.Euler3DTransform(final) if not isinstance(final, sitk.Euler3DTransform) else final
+            rig = (
+                sitk.Euler3DTransform(final)
+                if not isinstance(final, sitk.Euler3DTransform)
+                else final
+            )
             aff = sitk.AffineTransform(3)
             aff.SetCenter(rig.GetCenter())
             aff.SetMatrix(rig.GetMatrix())

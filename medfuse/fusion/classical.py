@@ -123,7 +123,10 @@ class WaveletFusion(FusionMethod):
     bytes_per_pixel = 96
 
     def __init__(
-        self, device: str | torch.device = "cpu", wavelet: str = "db2", levels: int = 3,
+        self,
+        device: str | torch.device = "cpu",
+        wavelet: str = "db2",
+        levels: int = 3,
         **options: Any,
     ) -> None:
         super().__init__(device, wavelet=wavelet, levels=levels, **options)
@@ -217,14 +220,19 @@ class GuidedFilterFusion(FusionMethod):
     bytes_per_pixel = 256
 
     def __init__(
-        self, device: str | torch.device = "cpu", r1: int = 45, eps1: float = 0.3, r2: int = 7,
-        eps2: float = 1e-6, **options: Any,
+        self,
+        device: str | torch.device = "cpu",
+        r1: int = 45,
+        eps1: float = 0.3,
+        r2: int = 7,
+        eps2: float = 1e-6,
+        **options: Any,
     ) -> None:
         super().__init__(device, r1=r1, eps1=eps1, r2=r2, eps2=eps2, **options)
         self.r1, self.eps1, self.r2, self.eps2 = int(r1), float(eps1), int(r2), float(eps2)
         lap = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
         self.laplacian = lap[None, None].to(self.device)
-        g = torch.exp(-(torch.arange(11.0) - 5.0) ** 2 / (2 * 5.0**2))
+        g = torch.exp(-((torch.arange(11.0) - 5.0) ** 2) / (2 * 5.0**2))
         g = g / g.sum()
         self.gauss = (g[:, None] * g[None, :])[None, None].to(self.device)
 
@@ -246,7 +254,9 @@ class GuidedFilterFusion(FusionMethod):
         return base + _normalised_mix(wda, wdb, det_a, det_b)
 
 
-def _normalised_mix(wa: torch.Tensor, wb: torch.Tensor, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+def _normalised_mix(
+    wa: torch.Tensor, wb: torch.Tensor, xa: torch.Tensor, xb: torch.Tensor
+) -> torch.Tensor:
     """``(wa xa + wb xb) / (wa + wb)``, an equal mix where both weights vanish."""
     s = wa + wb
     ok = s > 1e-6

@@ -73,12 +73,18 @@ def read_image(path: Path) -> np.ndarray:
             im.load()
             if im.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
                 arr = np.asarray(im.convert("RGB"))
-                if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]):
+                if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(
+                    arr[..., 1], arr[..., 2]
+                ):
                     arr = arr[..., 0]
             elif im.mode in ("I;16", "I;16B", "I", "F"):
                 a = np.asarray(im, dtype=np.float64)
                 lo, hi = float(a.min()), float(a.max())
-                arr = np.zeros(a.shape, np.uint8) if hi <= lo else np.rint((a - lo) / (hi - lo) * 255).astype(np.uint8)
+                arr = (
+                    np.zeros(a.shape, np.uint8)
+                    if hi <= lo
+                    else np.rint((a - lo) / (hi - lo) * 255).astype(np.uint8)
+                )
             else:
                 arr = np.asarray(im.convert("L"))
     except (OSError, UnidentifiedImageError) as exc:
@@ -140,7 +146,9 @@ def fuse_folders(
     from medfuse.fusion.network import NetworkFusion
 
     if method_name not in list_methods():
-        raise InputError(f"unknown fusion method '{method_name}' (known: auto, {', '.join(list_methods())})")
+        raise InputError(
+            f"unknown fusion method '{method_name}' (known: auto, {', '.join(list_methods())})"
+        )
     network = issubclass(METHODS[method_name], NetworkFusion)
     if opt.weights and not network:
         raise InputError(f"--weights is for network methods; '{method_name}' takes none")
@@ -153,7 +161,9 @@ def fuse_folders(
     for n in names:
         ra, rb = read_image(ia[n]), read_image(ib[n])
         if ra.shape[:2] != rb.shape[:2]:
-            raise InputError(f"{ia[n]} and {ib[n]}: sizes differ ({ra.shape[:2]} vs {rb.shape[:2]})")
+            raise InputError(
+                f"{ia[n]} and {ib[n]}: sizes differ ({ra.shape[:2]} vs {rb.shape[:2]})"
+            )
         xs_a.append(ra)
         xs_b.append(rb)
         bar.update(1)

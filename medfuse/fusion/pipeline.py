@@ -159,7 +159,16 @@ def _versions() -> dict[str, str]:
     from medfuse import __version__
 
     out = {"medfuse": __version__, "python": platform.python_version()}
-    for pkg in ("torch", "monai", "SimpleITK", "highdicom", "pydicom", "nibabel", "numpy", "PyWavelets"):
+    for pkg in (
+        "torch",
+        "monai",
+        "SimpleITK",
+        "highdicom",
+        "pydicom",
+        "nibabel",
+        "numpy",
+        "PyWavelets",
+    ):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -242,8 +251,13 @@ class _Stages:
         from tqdm.auto import tqdm
 
         return tqdm(
-            total=total, desc=f"{desc:<9}", unit="it", disable=not self.progress, leave=True,
-            file=sys.stderr, dynamic_ncols=True,
+            total=total,
+            desc=f"{desc:<9}",
+            unit="it",
+            disable=not self.progress,
+            leave=True,
+            file=sys.stderr,
+            dynamic_ncols=True,
         )
 
     def timed(self, name: str, t0: float) -> None:
@@ -257,7 +271,9 @@ def _rotation_deg(matrix: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))))
 
 
-def _choose_reference(opt: FuseOptions, mods: tuple[str, str], functional: tuple[bool, bool]) -> int:
+def _choose_reference(
+    opt: FuseOptions, mods: tuple[str, str], functional: tuple[bool, bool]
+) -> int:
     if opt.reference in ("a", "b"):
         return 0 if opt.reference == "a" else 1
     if opt.reference != "auto":
@@ -363,7 +379,9 @@ def fuse_volumes(
     from medfuse.fusion.network import NetworkFusion
 
     if opt.method != "auto" and opt.method not in list_methods():
-        raise InputError(f"unknown fusion method '{opt.method}' (known: auto, {', '.join(list_methods())})")
+        raise InputError(
+            f"unknown fusion method '{opt.method}' (known: auto, {', '.join(list_methods())})"
+        )
     network = opt.method != "auto" and issubclass(METHODS[opt.method], NetworkFusion)
     if not network and opt.weights:
         raise InputError(f"--weights is for network methods; '{opt.method}' takes none")
@@ -438,13 +456,21 @@ def fuse_volumes(
             windowed.append(y)
         ref_w, mov_w = windowed[ri], windowed[mi]
         mi_report = (
-            _mi_report(ref_w[:1] if ref_w.shape[0] == 1 else rgb_to_ycbcr(ref_w, 0)[:1],
-                       mov_w[:1] if mov_w.shape[0] == 1 else rgb_to_ycbcr(mov_w, 0)[:1], reg.matrix)
-            if reg.kind != "none" else None
+            _mi_report(
+                ref_w[:1] if ref_w.shape[0] == 1 else rgb_to_ycbcr(ref_w, 0)[:1],
+                mov_w[:1] if mov_w.shape[0] == 1 else rgb_to_ycbcr(mov_w, 0)[:1],
+                reg.matrix,
+            )
+            if reg.kind != "none"
+            else None
         )
         if mi_report:
-            st.log(f"mutual information (nats): {mi_report['before']:.4f} -> {mi_report['after']:.4f}")
-        moved = ResampleToReference()(mov_w, ref_w, pre_affine=reg.matrix if reg.kind != "none" else None)
+            st.log(
+                f"mutual information (nats): {mi_report['before']:.4f} -> {mi_report['after']:.4f}"
+            )
+        moved = ResampleToReference()(
+            mov_w, ref_w, pre_affine=reg.matrix if reg.kind != "none" else None
+        )
         on_grid = [None, None]
         on_grid[ri], on_grid[mi] = ref_w, moved
         cut = ExtractSlices(opt.axis)
@@ -483,7 +509,9 @@ def fuse_volumes(
         slices_u8 = to_uint8(fused)  # (N, C, H, W)
         display = slices_u8[:, 0] if slices_u8.shape[1] == 1 else np.moveaxis(slices_u8, 1, -1)
         result = FuseResult(out_dir=out)
-        n_files = len(display) * ("dicom" in formats) + ("nifti" in formats) + ("png" in formats) + 2
+        n_files = (
+            len(display) * ("dicom" in formats) + ("nifti" in formats) + ("png" in formats) + 2
+        )
         bar = st.bar("write", n_files)
         desc = " + ".join(
             str(v.meta.get("series_description") or v.meta.get("modality") or Path(p).name)
@@ -522,7 +550,8 @@ def fuse_volumes(
                     f"{reg.kind}; reference grid {'ab'[ri]}"
                 ),
                 series_number=900 + int(getattr(identity, "SeriesNumber", 0) or 0)
-                if identity is not None else 900,
+                if identity is not None
+                else 900,
                 software_version=f"medfuse {__version__}",
             )
             files += [f"dicom/{p.name}" for p in written]

@@ -66,7 +66,9 @@ class AtomicOutputDir:
             parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=parent))
         except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write the output folder ({exc.strerror})") from None
+            raise OutputError(
+                f"{self.path}: cannot write the output folder ({exc.strerror})"
+            ) from None
         return self.tmp
 
     def __exit__(
@@ -83,7 +85,9 @@ class AtomicOutputDir:
             self._commit()
         except OSError as err:
             shutil.rmtree(self.tmp, ignore_errors=True)
-            raise OutputError(f"{self.path}: cannot move the results into place ({err.strerror})") from None
+            raise OutputError(
+                f"{self.path}: cannot move the results into place ({err.strerror})"
+            ) from None
 
     def _commit(self) -> None:
         assert self.tmp is not None

@@ -194,7 +194,9 @@ def write_secondary_capture(
             else:
                 sc = hd.sc.SCImage(study_instance_uid=study_uid, **common)
         # General Series Laterality is Type 2C: the source's, else empty (unknown)
-        sc.Laterality = str(getattr(identity, "Laterality", "") or "") if identity is not None else ""
+        sc.Laterality = (
+            str(getattr(identity, "Laterality", "") or "") if identity is not None else ""
+        )
         sc.PatientOrientation = list(orient)  # oblique codes (e.g. "LP") beyond highdicom's enum
         sc.ImageType = ["DERIVED", "SECONDARY", "FUSION"]
         sc.ConversionType = "WSD"  # workstation: produced by software from other images
@@ -204,7 +206,10 @@ def write_secondary_capture(
             sc.DerivationDescription = derivation[:1024]
         refs = []
         corners = np.stack(
-            [aff[:3, 0] * hh + aff[:3, 1] * ww + aff[:3, 2] * k + aff[:3, 3] for hh, ww in corners_hw]
+            [
+                aff[:3, 0] * hh + aff[:3, 1] * ww + aff[:3, 2] * k + aff[:3, 3]
+                for hh, ww in corners_hw
+            ]
         )
         for src in sources:
             headers = src.get("headers") or []
@@ -294,4 +299,3 @@ def write_montage(
         r, c = divmod(t, cols)
         grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = arr[k]
     return write_png(grid, path)
-

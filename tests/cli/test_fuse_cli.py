@@ -26,8 +26,14 @@ REPO = Path(__file__).resolve().parents[2]
 def _run(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "medfuse", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "medfuse", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _invoke(*args: str):
@@ -59,7 +65,12 @@ def test_demo_runs_from_the_package(tmp_path: Path):
     assert res.returncode == 0, res.stderr
     assert "registration (rigid, different frames of reference)" in res.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "dicom", "fused.nii.gz", "preview.png", "run.json", "transform.tfm"]
+        "dicom",
+        "fused.nii.gz",
+        "preview.png",
+        "run.json",
+        "transform.tfm",
+    ]
     assert len(list((out / "dicom").glob("*.dcm"))) == 20
     run = json.loads((out / "run.json").read_text())
     mi = run["registration"]["mutual_information_nats"]
@@ -75,14 +86,27 @@ def test_demo_runs_from_the_package(tmp_path: Path):
     # refuses to overwrite, then does with --overwrite (quietly)
     res = _run("fuse", "--demo", "-o", str(out), "--method", "average", "-q")
     assert res.returncode == 5 and "use --overwrite" in res.stderr
-    res = _run("fuse", "--demo", "-o", str(out), "--method", "average", "-q", "--overwrite",
-               "--format", "nifti", "--transform", str(out / "transform.tfm"))
+    res = _run(
+        "fuse",
+        "--demo",
+        "-o",
+        str(out),
+        "--method",
+        "average",
+        "-q",
+        "--overwrite",
+        "--format",
+        "nifti",
+        "--transform",
+        str(out / "transform.tfm"),
+    )
     assert res.returncode == 0 and res.stderr == "", res.stderr
     assert sorted(p.name for p in out.iterdir()) == ["fused.nii.gz", "run.json", "transform.tfm"]
     run2 = json.loads((out / "run.json").read_text())
     assert run2["registration"]["kind"] == "file"
-    assert np.allclose(run2["registration"]["matrix_ras"], run["registration"]["matrix_ras"],
-                       atol=1e-5)
+    assert np.allclose(
+        run2["registration"]["matrix_ras"], run["registration"]["matrix_ras"], atol=1e-5
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,12 +115,29 @@ def test_demo_runs_from_the_package(tmp_path: Path):
 
 def test_stroke_flair_colourised_over_t1(tmp_path: Path, stroke_dir: Path):
     out = tmp_path / "out"
-    res = _invoke(str(stroke_dir / "FLAIR.nii.gz"), str(stroke_dir / "T1.nii.gz"), "-o", str(out),
-                  "--functional", "a", "--method", "dwt", "--palette", "HOT_IRON", "-q",
-                  "--format", "dicom,nifti,png")
+    res = _invoke(
+        str(stroke_dir / "FLAIR.nii.gz"),
+        str(stroke_dir / "T1.nii.gz"),
+        "-o",
+        str(out),
+        "--functional",
+        "a",
+        "--method",
+        "dwt",
+        "--palette",
+        "HOT_IRON",
+        "-q",
+        "--format",
+        "dicom,nifti,png",
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "dicom", "fused.nii.gz", "preview.png", "run.json", "transform.tfm"]
+        "dicom",
+        "fused.nii.gz",
+        "preview.png",
+        "run.json",
+        "transform.tfm",
+    ]
     run = json.loads((out / "run.json").read_text())
     assert run["reference_grid"] == "b" and run["registration"]["kind"] == "none"
     assert run["functional"] == {"a": True, "b": False} and run["palette"] == "HOT_IRON"
@@ -137,13 +178,27 @@ def test_stroke_flair_colourised_over_t1(tmp_path: Path, stroke_dir: Path):
 def test_stroke_pair_as_dicom_without_dicom_inputs(tmp_path: Path, stroke_dir: Path):
     """--format dicom with NIfTI inputs: a new study, still a valid SC series."""
     out = tmp_path / "out"
-    res = _invoke(str(stroke_dir / "T2.nii.gz"), str(stroke_dir / "T1.nii.gz"), "-o", str(out),
-                  "--method", "average", "--format", "dicom", "--axis", "coronal", "-q")
+    res = _invoke(
+        str(stroke_dir / "T2.nii.gz"),
+        str(stroke_dir / "T1.nii.gz"),
+        "-o",
+        str(out),
+        "--method",
+        "average",
+        "--format",
+        "dicom",
+        "--axis",
+        "coronal",
+        "-q",
+    )
     assert res.exit_code == 0, res.output
     files = sorted((out / "dicom").glob("*.dcm"))
     assert len(files) == 160  # coronal slices of the 124x160x140 grid
     ds = pydicom.dcmread(files[0])
-    assert ds.pixel_array.shape == (140, 124) and list(ds.PatientOrientation) == ["LH", "FPL"]  # T1 is oblique
+    assert ds.pixel_array.shape == (140, 124) and list(ds.PatientOrientation) == [
+        "LH",
+        "FPL",
+    ]  # T1 is oblique
     r = subprocess.run(["dciodvfy", str(files[0])], capture_output=True, text=True)
     assert not [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("Error")], r.stderr
 
@@ -178,9 +233,23 @@ def test_folders_of_2d_pairs_colour_task_and_evaluate(tmp_path: Path, harvard_di
     assert np.median(np.abs(to_luma(rgb) - y)) <= 1.0
     run = json.loads((out / "run.json").read_text())
     assert run["task"] == "pet-mri" and run["colour_task"] is True
-    ev = CliRunner().invoke(cli, ["evaluate", "--a", str(a), "--b", str(b), "--fused",
-                                  f"laplacian={out / 'fused'}", "-o", str(tmp_path / "ev"),
-                                  "--no-plots", "--metrics", "MI,Qabf"])
+    ev = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--a",
+            str(a),
+            "--b",
+            str(b),
+            "--fused",
+            f"laplacian={out / 'fused'}",
+            "-o",
+            str(tmp_path / "ev"),
+            "--no-plots",
+            "--metrics",
+            "MI,Qabf",
+        ],
+    )
     assert ev.exit_code == 0, ev.output
     assert "laplacian" in ev.output
 
@@ -209,8 +278,13 @@ def test_network_path_on_2d_pairs_with_random_weights(tmp_path: Path, harvard_di
 
     torch.manual_seed(0)
     kw = {"features": 4, "num_blocks": 2, "taps": [1, 2], "token_channels": [8, 4]}
-    w = save_weights(get_network("ecfusion", **kw), tmp_path / "rand.safetensors", "ecfusion",
-                     kwargs=kw, task="spect-mri")
+    w = save_weights(
+        get_network("ecfusion", **kw),
+        tmp_path / "rand.safetensors",
+        "ecfusion",
+        kwargs=kw,
+        task="spect-mri",
+    )
     src = harvard_dir / "SPECT-MRI"
     names = sorted(p.name for p in (src / "SPECT").glob("*.png"))[:3]
     a = _subset(src / "SPECT", tmp_path / "SPECT", names)
@@ -230,11 +304,29 @@ def test_network_path_on_the_demo_volumes_with_random_weights(tmp_path: Path):
 
     torch.manual_seed(1)
     kw = {"features": 4, "num_blocks": 2, "taps": [1, 2], "token_channels": [8, 4]}
-    w = save_weights(get_network("ecfusion", **kw), tmp_path / "rand.safetensors", "ecfusion",
-                     kwargs=kw, task="ct-mri")
+    w = save_weights(
+        get_network("ecfusion", **kw),
+        tmp_path / "rand.safetensors",
+        "ecfusion",
+        kwargs=kw,
+        task="ct-mri",
+    )
     out = tmp_path / "out"
-    res = _run("fuse", "--demo", "-o", str(out), "--method", "ecfusion", "--weights", str(w),
-               "--batch-size", "4", "--device", "cpu", "-q")
+    res = _run(
+        "fuse",
+        "--demo",
+        "-o",
+        str(out),
+        "--method",
+        "ecfusion",
+        "--weights",
+        str(w),
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert res.returncode == 0, res.stderr
     run = json.loads((out / "run.json").read_text())
     assert run["method"]["method"] == "ecfusion" and run["batch_size"] == 4
@@ -270,8 +362,16 @@ def test_fields_of_view_do_not_overlap(tmp_path: Path, shared_data: Path):
     vhp = shared_data / "volumes" / "vhp_male_head"
     out = tmp_path / "out"
     # the CT slab at the vertex does not meet the MR in world space
-    res = _invoke(str(vhp / "vm_head_ct.mha"), str(vhp / "vm_head_mri.mha"), "-o", str(out),
-                  "--register", "none", "--method", "average")
+    res = _invoke(
+        str(vhp / "vm_head_ct.mha"),
+        str(vhp / "vm_head_mri.mha"),
+        "-o",
+        str(out),
+        "--register",
+        "none",
+        "--method",
+        "average",
+    )
     assert res.exit_code == 4
     _one_error_line(res, "vm_head_ct.mha", "fields of view do not overlap after registration")
     _nothing_written(out)
@@ -281,8 +381,16 @@ def test_fields_of_view_do_not_overlap(tmp_path: Path, shared_data: Path):
     far = np.eye(4)
     far[2, 3] = 1000.0
     tfm = write_transform(far, tmp_path / "far.tfm")
-    res = _invoke(str(vhp / "vm_head_mri.mha"), str(vhp / "vm_head_mri.mha"), "-o", str(out),
-                  "--transform", str(tfm), "--method", "average")
+    res = _invoke(
+        str(vhp / "vm_head_mri.mha"),
+        str(vhp / "vm_head_mri.mha"),
+        "-o",
+        str(out),
+        "--transform",
+        str(tfm),
+        "--method",
+        "average",
+    )
     assert res.exit_code == 4
     _one_error_line(res, "do not overlap after registration")
     _nothing_written(out)
@@ -299,8 +407,9 @@ def test_unwritable_output_folder(tmp_path: Path, stroke_dir: Path):
     if os.geteuid() != 0:  # root writes anywhere; the read-only folder case needs a user
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o555)
-        res = _invoke(str(stroke_dir / "T2.nii.gz"), str(stroke_dir / "T1.nii.gz"), "-o",
-                      str(ro / "out"))
+        res = _invoke(
+            str(stroke_dir / "T2.nii.gz"), str(stroke_dir / "T1.nii.gz"), "-o", str(ro / "out")
+        )
         assert res.exit_code == 5
         _one_error_line(res, "not writable")
         assert list(ro.iterdir()) == []
@@ -308,15 +417,31 @@ def test_unwritable_output_folder(tmp_path: Path, stroke_dir: Path):
 
 def test_network_method_without_weights(tmp_path: Path, stroke_dir: Path):
     out = tmp_path / "out"
-    res = _invoke(str(stroke_dir / "T2.nii.gz"), str(stroke_dir / "T1.nii.gz"), "-o", str(out),
-                  "--method", "ecfusion", "--task", "ct-mri")
+    res = _invoke(
+        str(stroke_dir / "T2.nii.gz"),
+        str(stroke_dir / "T1.nii.gz"),
+        "-o",
+        str(out),
+        "--method",
+        "ecfusion",
+        "--task",
+        "ct-mri",
+    )
     assert res.exit_code == 6
     _one_error_line(res, "no shipped weights for ecfusion on ct-mri")
     _nothing_written(out)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
-    res = _invoke(str(stroke_dir / "T2.nii.gz"), str(stroke_dir / "T1.nii.gz"), "-o", str(out),
-                  "--method", "ecfusion", "--weights", str(bad))
+    res = _invoke(
+        str(stroke_dir / "T2.nii.gz"),
+        str(stroke_dir / "T1.nii.gz"),
+        "-o",
+        str(out),
+        "--method",
+        "ecfusion",
+        "--weights",
+        str(bad),
+    )
     assert res.exit_code == 6
     _one_error_line(res, "bad.pt", "not a readable PyTorch checkpoint")
     _nothing_written(out)
@@ -346,8 +471,14 @@ def test_readme_first_command_is_the_demo():
 
 def test_unknown_method_lists_the_registry(tmp_path: Path, stroke_dir: Path):
     out = tmp_path / "out"
-    res = _invoke(str(stroke_dir / "T2.nii.gz"), str(stroke_dir / "T1.nii.gz"), "-o", str(out),
-                  "--method", "wavelet-magic")
+    res = _invoke(
+        str(stroke_dir / "T2.nii.gz"),
+        str(stroke_dir / "T1.nii.gz"),
+        "-o",
+        str(out),
+        "--method",
+        "wavelet-magic",
+    )
     assert res.exit_code == 3
     _one_error_line(res, "unknown fusion method 'wavelet-magic'", "guided-filter", "ecfusion")
     _nothing_written(out)
@@ -362,9 +493,24 @@ def test_terminated_run_leaves_nothing(tmp_path: Path, phantom_dir: Path):
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "medfuse", "fuse", str(phantom_dir / "CT_every4th"),
-         str(phantom_dir / "MR_T2"), "-o", str(out), "--method", "average"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "medfuse",
+            "fuse",
+            str(phantom_dir / "CT_every4th"),
+            str(phantom_dir / "MR_T2"),
+            "-o",
+            str(out),
+            "--method",
+            "average",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]:

@@ -17,8 +17,12 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.Comp
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
-        [sys.executable, "-m", "medfuse", *args], cwd=cwd, env=env, capture_output=True,
-        text=True, timeout=timeout,
+        [sys.executable, "-m", "medfuse", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -27,8 +31,14 @@ def phantom_run(phantom_dir: Path, tmp_path_factory) -> Path:
     """The full phantom pair fused end to end by the CLI (laplacian): the output folder."""
     out = tmp_path_factory.mktemp("phantom") / "out"
     res = run_cli(
-        "fuse", str(phantom_dir / "CT_every4th"), str(phantom_dir / "MR_T2"), "-o", str(out),
-        "--method", "laplacian", "--quiet",
+        "fuse",
+        str(phantom_dir / "CT_every4th"),
+        str(phantom_dir / "MR_T2"),
+        "-o",
+        str(out),
+        "--method",
+        "laplacian",
+        "--quiet",
     )
     assert res.returncode == 0, res.stderr
     return out
@@ -64,5 +74,8 @@ def ct_mri_pair(harvard_dir: Path):
 
     ct_dir = harvard_dir / "CT-MRI" / "CT"
     name = sorted(p.name for p in ct_dir.glob("*.png"))[10]
-    imgs = [np.asarray(Image.open(harvard_dir / "CT-MRI" / m / name).convert("L")) for m in ("CT", "MRI")]
+    imgs = [
+        np.asarray(Image.open(harvard_dir / "CT-MRI" / m / name).convert("L"))
+        for m in ("CT", "MRI")
+    ]
     return tuple(torch.from_numpy(i.astype(np.float32) / 255.0)[None, None] for i in imgs)

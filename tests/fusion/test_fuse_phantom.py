@@ -30,7 +30,9 @@ def test_outputs_and_run_record(phantom_run: Path, phantom_dir: Path):
     run = json.loads((phantom_run / "run.json").read_text())
     assert run["reference_grid"] == "b" and run["method"]["method"] == "laplacian"
     a, b = run["inputs"]
-    ct_ds = pydicom.dcmread(next((phantom_dir / "CT_every4th").glob("*.dcm")), stop_before_pixels=True)
+    ct_ds = pydicom.dcmread(
+        next((phantom_dir / "CT_every4th").glob("*.dcm")), stop_before_pixels=True
+    )
     assert a["series_instance_uid"] == ct_ds.SeriesInstanceUID and a["modality"] == "CT"
     assert b["modality"] == "MR" and b["shape"] == [1, 512, 512, 94]
     assert set(run["timings_s"]) >= {"load", "register", "prepare", "fuse", "write", "total"}
@@ -124,7 +126,9 @@ def test_sc_series_identity_and_geometry(phantom_run: Path, phantom_dir: Path, p
 
 
 def test_sc_files_pass_dciodvfy(phantom_run: Path):
-    assert shutil.which("dciodvfy"), "dciodvfy missing: bash scripts/setup.sh --test installs dicom3tools"
+    assert shutil.which("dciodvfy"), (
+        "dciodvfy missing: bash scripts/setup.sh --test installs dicom3tools"
+    )
     files = sorted((phantom_run / "dicom").glob("*.dcm"))
     for p in files[:: max(1, len(files) // 12)] + [files[-1]]:
         res = subprocess.run(["dciodvfy", str(p)], capture_output=True, text=True)

@@ -9,7 +9,14 @@ from PIL import Image
 
 from medfuse.errors import InputError
 from medfuse.metrics import to_luma
-from medfuse.transforms.colour import PALETTE_UIDS, PALETTES, colourise, palette_lut, rgb_to_ycbcr, ycbcr_to_rgb
+from medfuse.transforms.colour import (
+    PALETTE_UIDS,
+    PALETTES,
+    colourise,
+    palette_lut,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+)
 
 
 @pytest.fixture(scope="module")

@@ -142,6 +142,8 @@ def fuse_folders(
     device = resolve_device(opt.device)
     task = opt.task or _TASK_BY_NAME.get(pa.name.upper()) or _TASK_BY_NAME.get(pb.name.upper())
     method_name = opt.method if opt.method != "auto" else _auto_method(task)
+    if opt.method == "auto" and opt.weights:  # a weights file names its own network
+        method_name = "network"
     from medfuse.fusion.base import METHODS, list_methods
     from medfuse.fusion.network import NetworkFusion
 

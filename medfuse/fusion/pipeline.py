@@ -14,7 +14,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -378,9 +378,12 @@ def fuse_volumes(
     from medfuse.fusion.base import METHODS, list_methods
     from medfuse.fusion.network import NetworkFusion
 
-    if opt.method != "auto" and opt.method not in list_methods():
+    known = list_methods()  # imports (registers) the built-in methods
+    if opt.method == "auto" and opt.weights:  # a weights file names its own network
+        opt = replace(opt, method="network")
+    if opt.method != "auto" and opt.method not in known:
         raise InputError(
-            f"unknown fusion method '{opt.method}' (known: auto, {', '.join(list_methods())})"
+            f"unknown fusion method '{opt.method}' (known: auto, {', '.join(known)})"
         )
     network = opt.method != "auto" and issubclass(METHODS[opt.method], NetworkFusion)
     if not network and opt.weights:

@@ -14,8 +14,10 @@ __all__ = ["fuse_slices", "auto_batch_size", "resolve_device"]
 
 #: largest automatic batch (slices per call).
 MAX_AUTO_BATCH = 512
-#: automatic CPU batch: keeps host memory modest, the CPU kernels are already multi-threaded.
+#: largest automatic CPU batch: the CPU kernels are already multi-threaded.
 CPU_BATCH = 16
+#: host memory an automatic CPU batch may use (by the method's ``bytes_per_pixel`` estimate).
+CPU_BATCH_BYTES = 256 * 2**20
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -37,7 +39,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def auto_batch_size(method: FusionMethod, height: int, width: int, n_slices: int) -> int:
-    """Slices per batch: from free device memory on CUDA, :data:`CPU_BATCH` on CPU.
+    """Slices per batch: half the free device memory on CUDA; on CPU what
+    :data:`CPU_BATCH_BYTES` holds, at most :data:`CPU_BATCH`.
 
     Args:
         method: the fusion method (its ``bytes_per_pixel`` estimates working memory).
@@ -50,7 +53,8 @@ def auto_batch_size(method: FusionMethod, height: int, width: int, n_slices: int
         batch = int(0.5 * free // per_slice)
         batch = max(1, min(batch, MAX_AUTO_BATCH))
     else:
-        batch = CPU_BATCH
+        per_slice = max(1, method.bytes_per_pixel * height * width)
+        batch = max(1, min(CPU_BATCH, int(CPU_BATCH_BYTES // per_slice)))
     return max(1, min(batch, n_slices))
 
 

@@ -17,7 +17,7 @@ MAX_AUTO_BATCH = 512
 #: largest automatic CPU batch: the CPU kernels are already multi-threaded.
 CPU_BATCH = 16
 #: host memory an automatic CPU batch may use (by the method's ``bytes_per_pixel`` estimate).
-CPU_BATCH_BYTES = 256 * 2**20
+CPU_BATCH_BYTES = 512 * 2**20
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

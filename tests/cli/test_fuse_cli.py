@@ -484,6 +484,7 @@ def test_unknown_method_lists_the_registry(tmp_path: Path, stroke_dir: Path):
     _nothing_written(out)
 
 
+@pytest.mark.slow
 def test_terminated_run_leaves_nothing(tmp_path: Path, phantom_dir: Path):
     """SIGTERM while loading the phantom pair: exit 143 and no output or temporary folder."""
     import signal

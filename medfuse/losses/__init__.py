@@ -7,5 +7,8 @@ networks' value range (``[-1, 1]``) and returns a scalar.
 from __future__ import annotations
 
 from medfuse.losses.gradient import MaxGradientLoss
+from medfuse.losses.intensity import IntensityLoss
+from medfuse.losses.s3im import S3IMLoss
+from medfuse.losses.s3imfusion import S3IMFusionLoss
 
-__all__ = ["MaxGradientLoss"]
+__all__ = ["IntensityLoss", "MaxGradientLoss", "S3IMFusionLoss", "S3IMLoss"]

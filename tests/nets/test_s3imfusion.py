@@ -94,6 +94,7 @@ def test_eval_is_deterministic_and_per_sample(net, ct_mri):
     torch.testing.assert_close(both[:1], y1, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_torch_export_with_dynamic_height_and_width(net, ct_mri):
     from torch.export import Dim, export
 

@@ -6,7 +6,8 @@ Run from the repository root::
 
 For each registered network: parameters, FLOPs at one 256x256 pair (``torch.utils.flop_counter``,
 which counts 2 FLOPs per multiply-accumulate; MACs are printed too), and the CPU forward time per
-pair at batch 1 under ``inference_mode``. The machine may be shared, so the figure reported is the
+pair at batch 1 under ``inference_mode`` (contiguous and channels_last; the process CPU time per
+forward is printed too, a figure less disturbed by other load than wall time). The machine may be shared, so the figure reported is the
 minimum over the repeats (the least-disturbed run) with the median beside it. With CUDA available
 it also reports GPU throughput (pairs/s at ``--gpu-batch`` with bf16 autocast and channels_last)
 and peak GPU memory of a batch-1 forward.
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,16 +37,21 @@ def _pair(batch: int, size: int = 256, device: str = "cpu") -> tuple[torch.Tenso
     return a.to(device), b.to(device)
 
 
-def cpu_ms(net: torch.nn.Module, repeats: int) -> tuple[float, float]:
+def cpu_ms(net: torch.nn.Module, repeats: int, channels_last: bool = False) -> tuple[float, float, float]:
+    """Wall ms (min, median) and process CPU ms (min) per batch-1 forward."""
     a, b = _pair(1)
-    times = []
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+    wall, cpu = [], []
     with torch.inference_mode():
         net(a, b)
         for _ in range(repeats):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             net(a, b)
-            times.append((time.perf_counter() - t) * 1e3)
-    return min(times), statistics.median(times)
+            wall.append((time.perf_counter() - t) * 1e3)
+            cpu.append((time.process_time() - c) * 1e3)
+    return min(wall), statistics.median(wall), min(cpu)
 
 
 def gpu_figures(net: torch.nn.Module, batch: int, repeats: int) -> tuple[float, float]:
@@ -78,7 +85,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads")
-    print(f"{'network':<12} {'params':>9} {'GFLOPs':>7} {'GMACs':>6} {'CPU ms min':>10} {'median':>7}"
+    print(f"{'network':<12} {'params':>9} {'GFLOPs':>7} {'GMACs':>6} {'CPU ms min':>10} {'median':>7} {'cpu-ms':>7}"
+          f" {'ch-last min':>11} {'median':>7}"
           + ("   GPU pairs/s  GPU GiB@1" if torch.cuda.is_available() else ""))
     for name in args.nets or list_networks():
         try:
@@ -88,11 +96,15 @@ def main() -> None:
             continue
         params = sum(p.numel() for p in net.parameters())
         a, b = _pair(1)
-        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        # the math SDPA backend decomposes attention into counted matmuls (the fused CPU kernel is
+        # not counted by FlopCounterMode)
+        with FlopCounterMode(display=False) as counter, torch.inference_mode(), sdpa_kernel([SDPBackend.MATH]):
             net(a, b)
         flops = counter.get_total_flops() / 1e9
-        best, med = cpu_ms(net, args.repeats)
-        line = f"{name:<12} {params:>9,} {flops:>7.2f} {flops / 2:>6.2f} {best:>10.1f} {med:>7.1f}"
+        best, med, cpu = cpu_ms(net, args.repeats)
+        cl_best, cl_med, _ = cpu_ms(get_network(name).eval(), args.repeats, channels_last=True)
+        line = (f"{name:<12} {params:>9,} {flops:>7.2f} {flops / 2:>6.2f} {best:>10.1f} {med:>7.1f} {cpu:>7.0f}"
+                f" {cl_best:>11.1f} {cl_med:>7.1f}")
         if torch.cuda.is_available():
             rate, peak = gpu_figures(net, args.gpu_batch, max(5, args.repeats // 2))
             line += f"   {rate:>11,.0f}  {peak:>9.3f}"

@@ -7,7 +7,6 @@ rest is a named constructor argument. The training loss is :class:`medfuse.losse
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn as nn
@@ -197,15 +196,14 @@ class S3IMFusion(nn.Module):
     form of the weights) the choice is a constructor argument; ``docs/nets_s3imfusion.md`` lists
     them.
 
-    Figures for the defaults (``python benchmarks/bench_s3imfusion.py``, one 256x256 pair,
+    Figures for the defaults (``python benchmarks/bench_nets.py``, one 256x256 pair,
     batch 1, ``torch.inference_mode``, ``torch.set_num_threads(2)``, 2-core AMD EPYC shared with
     other jobs, torch 2.13 CPU):
 
     - parameters: 158,017 (65,600 of them in the 8x8 patch embedding);
-    - FLOPs: 3.35 GFLOP counted by ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs = 2 x MACs;
-      convolutions and matmuls only) plus 0.54 GFLOP of attention products (CPU
-      ``scaled_dot_product_attention`` is not counted by FlopCounterMode; added analytically as
-      ``4 N^2 E`` per unit, ``N = 1024`` tokens): 3.89 GFLOP in all;
+    - FLOPs: 3.89 GFLOP counted by ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs = 2 x MACs)
+      with the math attention backend (the fused CPU attention kernel is not counted; its
+      ``QK^T`` and ``AV`` products are 0.54 GFLOP of the total);
     - CPU forward: 44 ms per pair (minimum of 40 runs; median 51 ms; runs taken while other jobs
       loaded the 2 cores, load average 4.6, gave 257 ms min).
 
@@ -295,11 +293,3 @@ class S3IMFusion(nn.Module):
         y = wts[0] * self.salient(f) + wts[1] * d1 + wts[2] * d2 + wts[3] * self.global_branch(f)
         # crop back by negative padding (a slice makes torch.export guard on the pad being zero)
         return F.pad(torch.tanh(self.reconstruct(y)), (0, -pw, 0, -ph)).contiguous()
-
-
-def _attention_flops(net: S3IMFusion, h: int, w: int, batch: int = 1) -> int:
-    """FLOPs (2 x MACs) of the attention products ``QK^T`` and ``AV`` for one forward pass."""
-    t = net.token_size
-    n = math.ceil(h / t) * math.ceil(w / t)
-    e = net.global_branch.embed.out_channels
-    return 4 * batch * n * n * e * len(net.global_branch.blocks)

@@ -307,7 +307,12 @@ class ECFusion(nn.Module):
         """
         a, size = pad_to_multiple(a, self.patch_size)
         b, _ = pad_to_multiple(b, self.patch_size)
+        if not torch.compiler.is_exporting():
+            # channels-last: oneDNN's convolutions are several times faster at these widths on CPU
+            # (and tensor cores want it on GPU); the exported graph stays NCHW.
+            a = a.contiguous(memory_format=torch.channels_last)
+            b = b.contiguous(memory_format=torch.channels_last)
         fa = self.eam_a(a)
         fb = self.eam_b(b)
         fused = [cstf(x, y) for cstf, x, y in zip(self.cstf, fa, fb)]
-        return crop_to(self.decoder(torch.cat(fused, dim=1)), size)
+        return crop_to(self.decoder(torch.cat(fused, dim=1)), size).contiguous()

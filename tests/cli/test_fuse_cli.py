@@ -521,3 +521,26 @@ def test_terminated_run_leaves_nothing(tmp_path: Path, phantom_dir: Path):
     proc.communicate(timeout=120)
     assert proc.returncode == 143
     _nothing_written(out)
+
+
+def test_s3imfusion_path_on_2d_pairs_with_random_weights(tmp_path: Path, harvard_dir: Path):
+    from medfuse.nets import get_network, save_weights
+
+    torch.manual_seed(0)
+    net = get_network("s3imfusion").eval()
+    w = save_weights(net, tmp_path / "s3im.safetensors", "s3imfusion", task="ct-mri")
+    src = harvard_dir / "CT-MRI"
+    names = sorted(p.name for p in (src / "CT").glob("*.png"))[:3]
+    a = _subset(src / "CT", tmp_path / "CT", names)
+    b = _subset(src / "MRI", tmp_path / "MRI", names)
+    out = tmp_path / "out"
+    res = _invoke(str(a), str(b), "-o", str(out), "--method", "s3imfusion", "--weights", str(w),
+                  "-q")
+    assert res.exit_code == 0, res.output
+    got = np.asarray(Image.open(out / "fused" / names[0])).astype(np.float32) / 255.0
+    xa = torch.from_numpy(np.asarray(Image.open(a / names[0]).convert("L")) / 255.0).float()
+    xb = torch.from_numpy(np.asarray(Image.open(b / names[0]).convert("L")) / 255.0).float()
+    with torch.inference_mode():
+        want = ((net(xa[None, None] * 2 - 1, xb[None, None] * 2 - 1) + 1) / 2).clamp(0, 1)
+    assert np.abs(got - want[0, 0].numpy()).max() <= 1 / 255 + 1e-6
+    assert json.loads((out / "run.json").read_text())["method"]["network"] == "s3imfusion"

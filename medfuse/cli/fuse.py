@@ -1,0 +1,197 @@
+"""``medfuse fuse A B -o OUT``: fuse two volumes (or two folders of 2D images) into one."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["command"]
+
+
+@click.command("fuse")
+@click.argument("a", required=False, type=click.Path(path_type=str))
+@click.argument("b", required=False, type=click.Path(path_type=str))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=str),
+    help="Output folder (written atomically; must not exist or be empty).",
+)
+@click.option(
+    "--demo", is_flag=True, help="Fuse the CT/MR demo pair shipped inside the package (no A and B)."
+)
+@click.option(
+    "--method",
+    default="auto",
+    show_default=True,
+    metavar="NAME",
+    help="A registered fusion method: average, max, laplacian, dwt, guided-filter, "
+    "ecfusion, s3imfusion, network; auto = ECFusion when its shipped weights exist, "
+    "else laplacian.",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["ct-mri", "pet-mri", "spect-mri"]),
+    default=None,
+    help="Task of the shipped network weights (default: from the modalities).",
+)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=str),
+    default=None,
+    help="Network weights file (.safetensors/.pt) for ecfusion, s3imfusion or network.",
+)
+@click.option(
+    "--reference",
+    type=click.Choice(["auto", "a", "b"]),
+    default="auto",
+    show_default=True,
+    help="Whose grid the result takes; auto = the anatomical input (MR).",
+)
+@click.option(
+    "--register",
+    "register",
+    type=click.Choice(["auto", "rigid", "affine", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto registers (rigid) when the frames of reference differ.",
+)
+@click.option(
+    "--transform",
+    type=click.Path(path_type=str),
+    default=None,
+    help="Apply this ITK transform file (e.g. a previous run's transform.tfm).",
+)
+@click.option(
+    "--axis",
+    default="axial",
+    show_default=True,
+    type=click.Choice(["axial", "coronal", "sagittal", "0", "1", "2"]),
+    help="Slice orientation the 2D method works on.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Slices per batch (default: from free memory).",
+)
+@click.option(
+    "--window-a",
+    default=None,
+    metavar="SPEC",
+    help="Window of A: preset (ct-brain, ct-bone, mr, dicom, ...), LEVEL:WIDTH or pLO:HI.",
+)
+@click.option("--window-b", default=None, metavar="SPEC", help="Window of B (as --window-a).")
+@click.option(
+    "--functional",
+    type=click.Choice(["a", "b"]),
+    default=None,
+    help="Colourise this input as the functional image (PET/SPECT are anyway).",
+)
+@click.option(
+    "--palette",
+    default="PET",
+    show_default=True,
+    type=click.Choice(
+        ["PET", "HOT_IRON", "HOT_METAL_BLUE", "PET_20_STEP", "SPRING", "SUMMER", "FALL", "WINTER"],
+        case_sensitive=False,
+    ),
+    help="DICOM standard palette for the functional input.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default=None,
+    metavar="LIST",
+    help="Comma list of dicom,nifti,png (default: all when an input is DICOM).",
+)
+@click.option("--series-a", default=None, metavar="UID", help="SeriesInstanceUID to pick in A.")
+@click.option("--series-b", default=None, metavar="UID", help="SeriesInstanceUID to pick in B.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output folder.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or messages (errors only).")
+def command(
+    a,
+    b,
+    out_dir,
+    demo,
+    method,
+    task,
+    weights,
+    reference,
+    register,
+    transform,
+    axis,
+    device,
+    batch_size,
+    window_a,
+    window_b,
+    functional,
+    palette,
+    formats,
+    series_a,
+    series_b,
+    overwrite,
+    quiet,
+):
+    """Fuse A (CT, PET or SPECT) with B (MR) and write DICOM SC, NIfTI, PNG and run.json.
+
+    A and B are DICOM series folders or files, NIfTI, MetaImage or NRRD volumes; or two folders
+    of matching 2D images (PNG/TIFF/BMP, paper-style test sets), fused pair by pair into
+    OUT/fused/ (and OUT/rgb/ for colour tasks).
+
+    \b
+    Examples:
+      medfuse fuse --demo -o out/
+      medfuse fuse ct/ mr/ -o out/ --method dwt
+      medfuse fuse PET/ MRI/ -o fused/ --method laplacian      # 2D folders
+    Exit codes: 0 ok, 2 usage, 3 input, 4 geometry/registration, 5 output, 6 weights.
+    """
+    import signal
+    import sys
+
+    from medfuse.fusion.folders import is_image_folder
+    from medfuse.fusion.pipeline import FuseOptions
+
+    # a terminated run unwinds like Ctrl-C, so its temporary output folder is removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+    if demo:
+        if a or b:
+            raise click.UsageError("--demo takes no inputs A and B")
+        from medfuse.data import demo_pair
+
+        a, b = (str(p) for p in demo_pair())
+    elif not (a and b):
+        raise click.UsageError("give two inputs A and B (or --demo)")
+    fmt = tuple(f.strip().lower() for f in formats.split(",") if f.strip()) if formats else None
+    opts = FuseOptions(
+        method=method,
+        task=task,
+        weights=weights,
+        reference=reference,
+        register=register,
+        transform=transform,
+        axis=int(axis) if axis in ("0", "1", "2") else axis,
+        device=device,
+        batch_size=batch_size,
+        window_a=window_a,
+        window_b=window_b,
+        functional=functional,
+        palette=palette.upper(),
+        formats=fmt,
+        overwrite=overwrite,
+        progress=not quiet,
+        series_a=series_a,
+        series_b=series_b,
+    )
+    log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))
+    if is_image_folder(a) and is_image_folder(b):
+        from medfuse.fusion.folders import fuse_folders
+
+        fuse_folders(a, b, out_dir, opts, log=log)
+    else:
+        from medfuse.fusion.pipeline import fuse_volumes
+
+        fuse_volumes(a, b, out_dir, opts, log=log)

@@ -1,0 +1,110 @@
+"""The fusion method registry: every method is one :class:`FusionMethod` subclass.
+
+A method fuses batches of two co-registered single-channel slices::
+
+    method = get_method("laplacian", device="cpu")
+    fused = method(a, b)  # a, b: (B, 1, H, W) float32 in [0, 1] -> (B, 1, H, W) in [0, 1]
+
+New methods subclass :class:`FusionMethod`, set ``name`` and decorate with
+:func:`register_method`; the CLI's ``--method`` choices come from :func:`list_methods`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from medfuse.errors import InputError
+
+__all__ = ["FusionMethod", "METHODS", "register_method", "get_method", "list_methods"]
+
+#: method name -> class (filled by :func:`register_method`).
+METHODS: dict[str, type[FusionMethod]] = {}
+
+
+class FusionMethod:
+    """Base class of the fusion methods.
+
+    Subclasses implement :meth:`fuse`. Class attributes:
+
+    * ``name``: registry name (``--method``).
+    * ``description``: one line for ``--help`` and run.json.
+    * ``needs_weights``: True for trained networks.
+    * ``bytes_per_pixel``: rough working memory per pixel of one slice pair, used to choose the
+      batch size from free memory.
+
+    Args:
+        device: where the tensors are fused ("cpu", "cuda", "cuda:1", ...).
+        options: method-specific keyword arguments (ignored by methods that take none).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    needs_weights: ClassVar[bool] = False
+    bytes_per_pixel: ClassVar[int] = 64
+
+    def __init__(self, device: str | torch.device = "cpu", **options: Any) -> None:
+        self.device = torch.device(device)
+        self.options = options
+
+    def fuse(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Fuse two batches of slices.
+
+        Args:
+            a: (B, 1, H, W) float32 in [0, 1] on ``self.device`` (CT, or the luma Y of PET/SPECT).
+            b: (B, 1, H, W) float32 in [0, 1] on ``self.device`` (MR).
+
+        Returns:
+            (B, 1, H, W) float32 in [0, 1].
+        """
+        raise NotImplementedError
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Check shapes, fuse under ``torch.inference_mode`` and clamp to [0, 1]."""
+        if a.shape != b.shape or a.ndim != 4 or a.shape[1] != 1:
+            raise InputError(
+                f"{self.name}: expected two (B, 1, H, W) batches of one shape, got "
+                f"{tuple(a.shape)} and {tuple(b.shape)}"
+            )
+        with torch.inference_mode():
+            out = self.fuse(a.to(self.device, torch.float32), b.to(self.device, torch.float32))
+            return out.to(torch.float32).clamp_(0.0, 1.0)
+
+    def info(self) -> dict[str, Any]:
+        """JSON-ready description (for run.json)."""
+        return {"method": self.name, "description": self.description, "options": dict(self.options)}
+
+
+def register_method(cls: type[FusionMethod]) -> type[FusionMethod]:
+    """Class decorator: add a :class:`FusionMethod` subclass to :data:`METHODS` by its ``name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def list_methods() -> list[str]:
+    """Registered method names."""
+    from medfuse.fusion import classical, network  # noqa: F401 - registration side effect
+
+    return sorted(METHODS)
+
+
+def get_method(name: str, device: str | torch.device = "cpu", **options: Any) -> FusionMethod:
+    """Build the method registered as ``name``.
+
+    Args:
+        name: e.g. "average", "laplacian", "ecfusion".
+        device: fusion device.
+        options: method options (network methods: ``task``, ``weights``).
+
+    Raises:
+        InputError: unknown method.
+        WeightsError: a network method without usable weights.
+    """
+    names = list_methods()
+    key = str(name).lower()
+    if key not in METHODS:
+        raise InputError(f"unknown fusion method '{name}' (known: {', '.join(names)})")
+    return METHODS[key](device=device, **options)

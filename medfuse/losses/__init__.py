@@ -6,6 +6,8 @@ networks' value range (``[-1, 1]``) and returns a scalar.
 
 from __future__ import annotations
 
+from medfuse.losses.ecfusion import ECFusionLoss
 from medfuse.losses.gradient import MaxGradientLoss
+from medfuse.losses.perceptual import BACKBONES, PerceptualLoss, VGGFeatures
 
-__all__ = ["MaxGradientLoss"]
+__all__ = ["BACKBONES", "ECFusionLoss", "MaxGradientLoss", "PerceptualLoss", "VGGFeatures"]

@@ -79,7 +79,7 @@ def config(net: str, task: str) -> dict:
         "train_limit": None,
         "val_limit": None,
         "network_def": {"_target_": f"medfuse.nets.{net}.{'ECFusion' if ec else 'S3IMFusion'}"},
-        "loss": ({"_target_": "medfuse.losses.ECFusionLoss", "lam": 0.02} if ec
+        "loss": ({"_target_": "medfuse.losses.ECFusionLoss", "lam": 0.02, "backbone": "vgg19", "vgg_weights": None} if ec
                  else {"_target_": "medfuse.losses.S3IMFusionLoss", "gamma": [10.0, 5.0, 1.0]}),
         "optimizer": {"_target_": "torch.optim.Adam", "params": "$@network_def.parameters()", "lr": 0.001},
         "train_data": {**data, "subset": "train", "limit": "@train_limit"},

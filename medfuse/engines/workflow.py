@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from medfuse.errors import InputError, OutputError
+from medfuse.errors import InputError, MedfuseError, OutputError
 
 __all__ = ["epoch_seed", "resolve_device", "run_training"]
 
@@ -70,6 +70,15 @@ def _reason(exc: BaseException) -> str:
         parts.append(f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__)
         exc = exc.__cause__ or exc.__context__
     return parts[-1] if len(parts) == 1 else f"{parts[0][:160]} <- {parts[-1][:300]}"
+
+
+def _medfuse_cause(exc: BaseException | None) -> MedfuseError | None:
+    """The first MedfuseError in an exception's cause chain (MONAI wraps component errors)."""
+    while exc is not None:
+        if isinstance(exc, MedfuseError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _get(parser: Any, key: str, default: Any = None) -> Any:
@@ -200,9 +209,12 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
         optimizer = parser.get_parsed_content("optimizer")
         train_ds = parser.get_parsed_content("train_dataset")
         val_ds = _get(parser, "val_dataset") if vcfg.get("enabled", True) else None
-    except (InputError, OutputError):
+    except MedfuseError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to build a component is a config problem
+        inner = _medfuse_cause(exc)  # e.g. WeightsError: the perceptual loss's VGG weights are missing
+        if inner is not None:
+            raise inner from None
         raise InputError(f"config: cannot build the training components ({_reason(exc)})") from None
     if len(train_ds) == 0:
         raise InputError("config: the training data list is empty")

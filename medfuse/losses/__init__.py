@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from medfuse.losses.ecfusion import ECFusionLoss
 from medfuse.losses.gradient import MaxGradientLoss
+from medfuse.losses.intensity import IntensityLoss
 from medfuse.losses.perceptual import BACKBONES, PerceptualLoss, VGGFeatures
+from medfuse.losses.s3im import S3IMLoss
+from medfuse.losses.s3imfusion import S3IMFusionLoss
 
-__all__ = ["BACKBONES", "ECFusionLoss", "MaxGradientLoss", "PerceptualLoss", "VGGFeatures"]
+__all__ = [
+    "BACKBONES", "ECFusionLoss", "IntensityLoss", "MaxGradientLoss", "PerceptualLoss", "S3IMFusionLoss",
+    "S3IMLoss", "VGGFeatures",
+]

@@ -1,0 +1,115 @@
+"""Size, cost and speed of medfuse's fusion networks at one 256x256 pair.
+
+Run from the repository root::
+
+    python benchmarks/bench_nets.py [--nets ecfusion s3imfusion] [--repeats 20] [--threads 2]
+
+For each registered network: parameters, FLOPs at one 256x256 pair (``torch.utils.flop_counter``,
+which counts 2 FLOPs per multiply-accumulate; MACs are printed too), and the CPU forward time per
+pair at batch 1 under ``inference_mode`` (contiguous and channels_last; the process CPU time per
+forward is printed too, a figure less disturbed by other load than wall time). The machine may be shared, so the figure reported is the
+minimum over the repeats (the least-disturbed run) with the median beside it. With CUDA available
+it also reports GPU throughput (pairs/s at ``--gpu-batch`` with bf16 autocast and channels_last)
+and peak GPU memory of a batch-1 forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from medfuse.nets import get_network, list_networks  # noqa: E402
+
+
+def _pair(batch: int, size: int = 256, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(batch, 1, size, size, generator=g) * 2 - 1
+    b = torch.rand(batch, 1, size, size, generator=g) * 2 - 1
+    return a.to(device), b.to(device)
+
+
+def cpu_ms(net: torch.nn.Module, repeats: int, channels_last: bool = False) -> tuple[float, float, float]:
+    """Wall ms (min, median) and process CPU ms (min) per batch-1 forward."""
+    a, b = _pair(1)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+    wall, cpu = [], []
+    with torch.inference_mode():
+        net(a, b)
+        for _ in range(repeats):
+            t, c = time.perf_counter(), time.process_time()
+            net(a, b)
+            wall.append((time.perf_counter() - t) * 1e3)
+            cpu.append((time.process_time() - c) * 1e3)
+    return min(wall), statistics.median(wall), min(cpu)
+
+
+def gpu_figures(net: torch.nn.Module, batch: int, repeats: int) -> tuple[float, float]:
+    net = net.cuda().to(memory_format=torch.channels_last)
+    a, b = _pair(batch, device="cuda")
+    a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+        for _ in range(3):
+            net(a, b)
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(repeats):
+            net(a, b)
+        torch.cuda.synchronize()
+        rate = batch * repeats / (time.perf_counter() - t)
+        a1, b1 = _pair(1, device="cuda")
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        net(a1, b1)
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    return rate, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nets", nargs="*", default=None, help="networks (default: all registered)")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--gpu-batch", type=int, default=128)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads")
+    print(f"{'network':<12} {'params':>9} {'GFLOPs':>7} {'GMACs':>6} {'CPU ms min':>10} {'median':>7} {'cpu-ms':>7}"
+          f" {'ch-last min':>11} {'median':>7}"
+          + ("   GPU pairs/s  GPU GiB@1" if torch.cuda.is_available() else ""))
+    for name in args.nets or list_networks():
+        try:
+            net = get_network(name).eval()
+        except (ImportError, AttributeError) as exc:
+            print(f"{name:<12} not available ({exc})")
+            continue
+        params = sum(p.numel() for p in net.parameters())
+        a, b = _pair(1)
+        # the math SDPA backend decomposes attention into counted matmuls (the fused CPU kernel is
+        # not counted by FlopCounterMode)
+        with FlopCounterMode(display=False) as counter, torch.inference_mode(), sdpa_kernel([SDPBackend.MATH]):
+            net(a, b)
+        flops = counter.get_total_flops() / 1e9
+        best, med, cpu = cpu_ms(net, args.repeats)
+        cl_best, cl_med, _ = cpu_ms(get_network(name).eval(), args.repeats, channels_last=True)
+        line = (f"{name:<12} {params:>9,} {flops:>7.2f} {flops / 2:>6.2f} {best:>10.1f} {med:>7.1f} {cpu:>7.0f}"
+                f" {cl_best:>11.1f} {cl_med:>7.1f}")
+        if torch.cuda.is_available():
+            rate, peak = gpu_figures(net, args.gpu_batch, max(5, args.repeats // 2))
+            line += f"   {rate:>11,.0f}  {peak:>9.3f}"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

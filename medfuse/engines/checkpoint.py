@@ -4,7 +4,8 @@ Files are written by ignite's :class:`~ignite.handlers.Checkpoint` (atomic, rank
 only tensors and plain Python containers, so they load with ``torch.load(weights_only=True)``:
 
 - ``last_checkpoint_<epoch>.pt`` (kept: the latest one): everything :func:`resume_objects`
-  lists, enough to continue a run exactly where it stopped;
+  lists (model, optimiser, trainer state, global RNGs, the loss's private generators, AMP
+  scaler, the best-model checkpointer's record), enough to continue a run exactly;
 - ``best_model_<epoch>_<metric>=<value>.pt`` (kept: the best one): the model alone plus
   ``network``/``kwargs``/``task``, which :func:`medfuse.nets.load_weights` reads directly.
 """
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["RNGState", "Record", "find_last_checkpoint", "load_checkpoint", "resume_objects"]
+__all__ = ["GeneratorStates", "RNGState", "Record", "find_last_checkpoint", "load_checkpoint", "resume_objects"]
 
 
 class RNGState:
@@ -58,6 +59,37 @@ class RNGState:
             torch.cuda.set_rng_state_all(cuda)
 
 
+class GeneratorStates:
+    """The private ``torch.Generator`` objects of a module tree (e.g. a seeded loss's permutations).
+
+    Every attribute of ``module`` or its submodules that is a :class:`torch.Generator` is saved
+    and restored by its dotted name, so a loss drawing from its own generator resumes exactly too.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        found: dict[str, torch.Generator] = {}
+        if isinstance(self.module, torch.nn.Module):
+            for prefix, sub in self.module.named_modules():
+                for attr, value in vars(sub).items():
+                    if isinstance(value, torch.Generator):
+                        found[f"{prefix}.{attr}" if prefix else attr] = value
+        return found
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """``{dotted attribute name: generator state}``."""
+        return {k: g.get_state() for k, g in self._generators().items()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore the generators saved by :meth:`state_dict` (by name)."""
+        gens = self._generators()
+        for k, v in state.items():
+            if k in gens:
+                gens[k].set_state(v)
+
+
 class Record:
     """A constant stored in a checkpoint under its own key (e.g. ``network``), ignored on load."""
 
@@ -73,19 +105,21 @@ class Record:
 
 
 def resume_objects(trainer: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   loss: Any = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The objects a resume checkpoint saves and restores.
 
     Args:
         trainer: the :class:`~medfuse.engines.trainer.FusionTrainer` (epoch, iteration, ...).
         model: the bare network (not the DDP wrapper).
         optimizer: its optimiser.
+        loss: the loss; its private generators (if any) are saved as ``loss_rng``.
         extra: more stateful objects (AMP scaler, LR scheduler, the best-model checkpointer).
 
     Returns:
-        ``{"model", "optimizer", "trainer", "rng", ...}``.
+        ``{"model", "optimizer", "trainer", "rng", "loss_rng", ...}``.
     """
-    objs: dict[str, Any] = {"model": model, "optimizer": optimizer, "trainer": trainer, "rng": RNGState()}
+    objs: dict[str, Any] = {"model": model, "optimizer": optimizer, "trainer": trainer, "rng": RNGState(),
+                            "loss_rng": GeneratorStates(loss)}
     objs.update({k: v for k, v in (extra or {}).items() if v is not None})
     return objs
 

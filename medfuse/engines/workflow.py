@@ -14,9 +14,10 @@
 ==============================  ===============================================================
 
 Reproducibility: :func:`monai.utils.set_determinism` seeds everything before the network is built;
-at the start of every epoch the data order (the loader's generator) and the augmentations (the
-transforms' random states, or the workers' seeds) are reseeded from ``(seed, epoch)``, so an
-epoch's data depends on nothing else; the global generators (used by losses or networks) are
+the data order is a :class:`~torch.utils.data.DistributedSampler`'s (one process or many) of
+``(seed, epoch)``, and at the start of every epoch the augmentations (the transforms' random
+states, or the workers' seeds via the loader's generator) are reseeded from ``(seed, epoch, rank)``,
+so an epoch's data depends on nothing else; the global generators (used by losses or networks) are
 saved in every checkpoint. On a given machine a resumed run repeats the uninterrupted one
 bit for bit.
 """
@@ -227,8 +228,11 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
     # ---- data loaders
     generator = torch.Generator()
     generator.manual_seed(epoch_seed(seed, 0))
-    sampler = DistributedSampler(train_ds, shuffle=True, seed=seed) if world_size > 1 else None
-    train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+    # A DistributedSampler also for one process: its order is a pure function of (seed, epoch) (MONAI's
+    # Workflow calls set_epoch), unlike RandomSampler, whose shared generator a resumed run would
+    # advance differently (an uninterrupted run draws a last permutation when the old iterator ends).
+    sampler = DistributedSampler(train_ds, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=False, sampler=sampler,
                               num_workers=num_workers, generator=generator, drop_last=bool(tcfg.get("drop_last", False)),
                               pin_memory=dev.type == "cuda", persistent_workers=False)
     network = model
@@ -243,6 +247,7 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
 
     @trainer.on(Events.EPOCH_STARTED)
     def _reseed_data(engine: Any) -> None:
+        sampler.set_epoch(engine.state.epoch)  # MONAI's Workflow does it too; explicit is clearer
         s = epoch_seed(seed, engine.state.epoch, rank)
         generator.manual_seed(s)
         if num_workers == 0:  # in workers, MONAI's worker_init_fn seeds the transforms from the generator
@@ -291,7 +296,7 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
 
     # ---- per-epoch log, then the resume checkpoint (after validation, so it holds the best state)
     extra = {"scaler": trainer.scaler, "best_checkpointer": best_ckpt}
-    to_save = resume_objects(trainer, model, optimizer, extra)
+    to_save = resume_objects(trainer, model, optimizer, loss_fn, extra)
     last_ckpt = Checkpoint(to_save, DiskSaver(str(out), require_empty=False, atomic=True), filename_prefix="last",
                            n_saved=1, include_self=True, global_step_transform=lambda e, _: e.state.epoch)
     start_epoch = 0

@@ -3,8 +3,9 @@
 Fusion has no label: a batch carries the two sources ``"a"`` and ``"b"`` (``(B, 1, H, W)`` in
 ``[-1, 1]``), the network is called as ``network(a, b)`` and the loss as ``loss(fused, a, b)``.
 :class:`FusionTrainer` is MONAI's :class:`~monai.engines.SupervisedTrainer` with that iteration
-and a simpler mixed precision (``torch.autocast`` in bfloat16 or float16 on CUDA; the gradient
-scaler only for float16, and it survives a resume). :class:`FusionEvaluator` runs the network on
+and a simpler mixed precision (the network's forward under ``torch.autocast`` in bfloat16 or
+float16 on CUDA, the loss in float32; the gradient scaler only for float16, and it survives a
+resume). :class:`FusionEvaluator` runs the network on
 validation pairs; :class:`FusionQuality` scores them with :class:`medfuse.metrics.FusionMetrics`.
 """
 
@@ -108,9 +109,10 @@ class FusionTrainer(SupervisedTrainer):
         with torch.autocast(device_type=engine.state.device.type, dtype=engine.amp_dtype or torch.float32,
                             enabled=engine.amp_dtype is not None):
             fused = engine.network(a, b)
-            engine.state.output[Keys.PRED] = fused
-            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            loss = engine.loss_function(fused, a, b).float().mean()
+        engine.state.output[Keys.PRED] = fused
+        engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+        # the loss (SSIM statistics, VGG features, gradients) in float32, outside autocast
+        loss = engine.loss_function(fused.float(), a, b).float().mean()
         engine.state.output[Keys.LOSS] = loss
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
         if engine.scaler is not None:
@@ -153,11 +155,11 @@ class FusionEvaluator(SupervisedEvaluator):
     def _iteration(self, engine: FusionEvaluator, batchdata: Mapping[str, Any]) -> dict:  # type: ignore[override]
         a, b = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
         engine.network.eval()
-        with torch.no_grad(), torch.autocast(device_type=engine.state.device.type,
-                                             dtype=engine.amp_dtype or torch.float32,
-                                             enabled=engine.amp_dtype is not None):
-            fused = engine.network(a, b)
-            out = {"a": a, "b": b, Keys.PRED: fused.float().clamp(-1.0, 1.0)}
+        with torch.no_grad():
+            with torch.autocast(device_type=engine.state.device.type, dtype=engine.amp_dtype or torch.float32,
+                                enabled=engine.amp_dtype is not None):
+                fused = engine.network(a, b).float()
+            out = {"a": a, "b": b, Keys.PRED: fused.clamp(-1.0, 1.0)}
             if engine.loss_function is not None:
                 out[Keys.LOSS] = engine.loss_function(fused, a, b).float().mean()
         engine.state.output = out

@@ -197,8 +197,6 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
     resume_from = _prepare_output(out, resume, overwrite) if rank == 0 else None
     if world_size > 1:
         resume_from = idist.broadcast(str(resume_from or ""), src=0, safe_mode=True) or None
-    if rank == 0:
-        (out / "config.json").write_text(json.dumps(parser.get(), indent=1, default=str) + "\n")
 
     # ---- components (seeded before the network's initialisation)
     set_determinism(seed=seed)
@@ -220,7 +218,8 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
     if len(train_ds) == 0:
         raise InputError("config: the training data list is empty")
     net_name, net_kwargs = _network_record(parser, model)
-    if rank == 0:
+    if rank == 0:  # written once the components are built, so a failed start leaves no run behind
+        (out / "config.json").write_text(json.dumps(parser.get(), indent=1, default=str) + "\n")
         split = {"task": task, "validation": [d["name"] for d in (getattr(val_ds, "data", None) or [])],
                  "n_train_items": len(train_ds)}
         (out / "split.json").write_text(json.dumps(split, indent=1) + "\n")
@@ -311,8 +310,11 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
         start_epoch = int(trainer.state.epoch)
         trainer.state.max_epochs = max_epochs
         logger.info("resumed from %s at epoch %d", resume_from, start_epoch)
-    mlog = MetricsLog(out, [*columns, "val_time_s"] if columns else [], resume_epoch=start_epoch if resume_from is not None else None,
-                      tensorboard=tcfg.get("tensorboard", "auto")) if rank == 0 else None
+    mlog = None
+    if rank == 0:
+        mlog = MetricsLog(out, [*columns, "val_time_s"] if columns else [],
+                          resume_epoch=start_epoch if resume_from is not None else None,
+                          tensorboard=tcfg.get("tensorboard", "auto"))
     epoch_times: list[float] = []
 
     @trainer.on(Events.EPOCH_COMPLETED)

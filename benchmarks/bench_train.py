@@ -47,7 +47,7 @@ def main() -> None:
         path = Path(tmp.name) / "vgg19_random.safetensors"
         save_file({k: v.contiguous() for k, v in VGGFeatures("vgg19").state_dict().items()}, str(path))
         overrides.append(f"loss#vgg_weights={json.dumps(str(path))}")
-    parser = load_config(files, [*overrides, "train_limit=4"])
+    parser = load_config(files, overrides)
     set_determinism(0)
     dev = torch.device(args.device)
     net = parser.get_parsed_content("network_def").to(dev)
@@ -55,6 +55,7 @@ def main() -> None:
     loss_fn = loss_fn.to(dev) if isinstance(loss_fn, torch.nn.Module) else loss_fn
     opt = parser.get_parsed_content("optimizer")
     batch = int(parser.get_parsed_content("trainer#batch_size"))
+    parser["train_limit"] = max(batch, 4)  # enough pairs for full batches, few to load
     ds = parser.get_parsed_content("train_dataset")
     loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=0, drop_last=True)
     batches = []

@@ -80,3 +80,19 @@ def test_quick_cli_run_then_refuses_to_overwrite(tmp_path: Path) -> None:
     _no_traceback(again)
     done = _train(*args[:-3], "trainer#max_epochs=1", "-o", str(run), "--resume", "--no-progress")
     assert done.returncode == 0, done.stderr  # nothing left to train: exports again, exit 0
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(tmp_path: Path) -> None:
+    """DDP over gloo: 2 processes, each its DistributedSampler share; rank 0 validates and exports."""
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "medfuse",
+           "train", "pipelines/s3imfusion_ct-mri.json", "pipelines/cpu_quick.json", "trainer#max_epochs=1",
+           "train_limit=4", "val_limit=1", "input_size=64", "trainer#batch_size=1", "-o", str(run), "--no-progress"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["iterations"] == 2  # 4 pairs / 2 processes / batch 1
+    assert summary["validation"]["best_epoch"] == 1
+    assert (run / "s3imfusion-ct-mri.safetensors").is_file()

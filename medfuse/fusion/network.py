@@ -87,11 +87,6 @@ class NetworkFusion(FusionMethod):
             ) from None
         except ValueError as exc:  # unknown network name in the registry
             raise WeightsError(f"{self.weights}: {exc}") from None
-        except WeightsError as exc:  # keep it to one line (torch.load's own text spans many)
-            text = " ".join(str(exc).split())
-            if len(text) > 240:
-                text = text[:237] + "..."
-            raise WeightsError(text) from None
 
     def fuse(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: D102
         xa, xb = a * 2.0 - 1.0, b * 2.0 - 1.0

@@ -69,6 +69,22 @@ def save_weights(model: nn.Module, path: str | Path, network: str, kwargs: dict[
     return path
 
 
+def _first_line(exc: BaseException) -> str:
+    """One short line from an exception's text (torch.load's messages span many).
+
+    For a file refused by ``torch.load(weights_only=True)`` this is the unpickler's reason, not
+    torch's advice to load unsafely.
+    """
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        detail = " ".join(text.split("WeightsUnpickler error:", 1)[1].split())
+        detail = detail.split(". ")[0].split(" Check the documentation")[0].rstrip(".")
+        return f"refused by the safe (weights_only) loader: {detail}"[:200]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if path.suffix == ".safetensors":
         from safetensors import safe_open
@@ -78,13 +94,13 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
                 meta = dict(f.metadata() or {})
                 state = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as exc:  # noqa: BLE001 - any decode failure is a bad file
-            raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+            raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
         meta["kwargs"] = json.loads(meta.get("kwargs") or "{}")
         return state, meta
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from None
     if not isinstance(ckpt, dict):
         raise WeightsError(f"{path}: checkpoint is not a dictionary")
     state = ckpt.get("model", ckpt.get("state_dict", ckpt))
@@ -122,8 +138,7 @@ def load_weights(path: str | Path, network: str | None = None, device: str | tor
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise WeightsError(f"{path}: weights do not match network {name!r}: {first}") from None
+        raise WeightsError(f"{path}: weights do not match network {name!r}: {_first_line(exc)}") from None
     return model.to(device).eval()
 
 

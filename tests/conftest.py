@@ -35,3 +35,23 @@ def stroke_dir(shared_data: Path) -> Path:
 def harvard_dir(shared_data: Path) -> Path:
     """2D Harvard atlas training pairs: CT-MRI, PET-MRI, SPECT-MRI."""
     return shared_data / "harvard"
+
+
+@pytest.fixture(scope="session")
+def harvard_tensor(harvard_dir: Path):
+    """Loader of one Harvard image as a ``(1, 1, H, W)`` float32 tensor in ``[-1, 1]`` (the nets' range).
+
+    ``harvard_tensor("CT-MRI", "CT", "16003", size=None)``: colour images give their BT.601 luma
+    (PIL's ``L``); ``size`` resizes bilinearly to ``size x size``.
+    """
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    def load(task: str, modality: str, name: str, size: int | None = None):
+        img = Image.open(harvard_dir / task / modality / f"{name}.png").convert("L")
+        if size:
+            img = img.resize((size, size), Image.BILINEAR)
+        return torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0)[None, None]
+
+    return load

@@ -8,21 +8,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from medfuse.errors import WeightsError
 from medfuse.losses import ECFusionLoss, MaxGradientLoss, PerceptualLoss, VGGFeatures
 from medfuse.losses import vgg_convert
 
 
-def _img(harvard_dir: Path, mod: str, name: str = "16003.png", size: int = 64) -> torch.Tensor:
-    img = Image.open(harvard_dir / "CT-MRI" / mod / name).convert("L").resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0)[None, None]
-
-
 @pytest.fixture(scope="module")
-def pair(harvard_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    return _img(harvard_dir, "CT"), _img(harvard_dir, "MRI")
+def pair(harvard_tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return harvard_tensor("CT-MRI", "CT", "16003", 64), harvard_tensor("CT-MRI", "MRI", "16003", 64)
 
 
 @pytest.fixture(scope="module")

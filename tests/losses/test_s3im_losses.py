@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from medfuse.losses import IntensityLoss, MaxGradientLoss, S3IMFusionLoss, S3IMLoss
 
 
-def _to_tensor(path: Path) -> torch.Tensor:
-    """8-bit PNG -> (1, 1, H, W) float in [-1, 1]."""
-    x = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
-    return torch.from_numpy(x / 127.5 - 1.0)[None, None]
-
-
 @pytest.fixture(scope="module")
-def ct_mri(harvard_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def ct_mri(harvard_tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Two real CT/MRI pairs as a batch: (2, 1, 256, 256) each, in [-1, 1]."""
-    d = harvard_dir / "CT-MRI"
-    ct = torch.cat([_to_tensor(d / "CT" / f"{n}.png") for n in ("16003", "16017")])
-    mri = torch.cat([_to_tensor(d / "MRI" / f"{n}.png") for n in ("16003", "16017")])
+    ct = torch.cat([harvard_tensor("CT-MRI", "CT", n) for n in ("16003", "16017")])
+    mri = torch.cat([harvard_tensor("CT-MRI", "MRI", n) for n in ("16003", "16017")])
     return ct, mri
 
 

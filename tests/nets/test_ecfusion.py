@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from medfuse.losses import MaxGradientLoss
 from medfuse.nets import get_network, list_networks, network_class
 from medfuse.nets.ecfusion import ECFusion
 
 PAPER_PARAMS = 0.92e6
-
-
-def _pair(harvard_dir: Path, name: str = "16003.png", size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A real CT-MRI pair as ``(1, 1, H, W)`` tensors in [-1, 1]."""
-    out = []
-    for mod in ("CT", "MRI"):
-        img = Image.open(harvard_dir / "CT-MRI" / mod / name).convert("L")
-        if size:
-            img = img.resize((size, size), Image.BILINEAR)
-        out.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0)[None, None])
-    return out[0], out[1]
 
 
 @pytest.fixture(scope="module")
@@ -65,25 +50,25 @@ def test_any_size_in_range(net: ECFusion, shape: tuple[int, ...]) -> None:
     assert float(y.min()) >= -1.0 and float(y.max()) <= 1.0
 
 
-def test_real_pair_is_deterministic_in_eval(net: ECFusion, harvard_dir: Path) -> None:
-    a, b = _pair(harvard_dir)
+def test_real_pair_is_deterministic_in_eval(net: ECFusion, harvard_tensor) -> None:
+    a, b = harvard_tensor("CT-MRI", "CT", "16003"), harvard_tensor("CT-MRI", "MRI", "16003")
     with torch.inference_mode():
         y1, y2 = net(a, b), net(a, b)
     assert torch.equal(y1, y2)
     assert y1.shape == (1, 1, 256, 256) and torch.isfinite(y1).all()
 
 
-def test_every_parameter_gets_a_gradient(harvard_dir: Path) -> None:
+def test_every_parameter_gets_a_gradient(harvard_tensor) -> None:
     torch.manual_seed(0)
     model = ECFusion().train()
-    a, b = _pair(harvard_dir, size=64)
+    a, b = harvard_tensor("CT-MRI", "CT", "16003", 64), harvard_tensor("CT-MRI", "MRI", "16003", 64)
     loss = MaxGradientLoss()(model(a, b), a, b)
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert missing == []
 
 
-def test_torch_export_dynamic_batch_and_size(net: ECFusion, harvard_dir: Path) -> None:
+def test_torch_export_dynamic_batch_and_size(net: ECFusion, harvard_tensor) -> None:
     from torch.export import Dim, export
 
     # two distinct example tensors: passing one tensor twice lets export alias the two inputs
@@ -92,7 +77,7 @@ def test_torch_export_dynamic_batch_and_size(net: ECFusion, harvard_dir: Path) -
     batch = Dim("batch", min=1, max=1024)
     dyn = {"a": {0: batch, 2: hh, 3: ww}, "b": {0: batch, 2: hh, 3: ww}}
     exported = export(net, (ex_a, ex_b), dynamic_shapes=dyn).module()
-    a, b = _pair(harvard_dir)
+    a, b = harvard_tensor("CT-MRI", "CT", "16003"), harvard_tensor("CT-MRI", "MRI", "16003")
     with torch.inference_mode():
         assert torch.allclose(exported(a, b), net(a, b), atol=1e-6)
         a3, b3 = a.repeat(3, 1, 1, 1)[..., :128, :96], b.repeat(3, 1, 1, 1)[..., :128, :96]

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import medfuse.nets
 from medfuse.losses import S3IMFusionLoss
 from medfuse.nets.s3imfusion import S3IMFusion
 
 
-def _to_tensor(path: Path) -> torch.Tensor:
-    """8-bit PNG -> (1, 1, H, W) float in [-1, 1]."""
-    x = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
-    return torch.from_numpy(x / 127.5 - 1.0)[None, None]
-
-
 @pytest.fixture(scope="module")
-def ct_mri(harvard_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def ct_mri(harvard_tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A real Harvard CT/MRI pair, (1, 1, 256, 256) each in [-1, 1]."""
-    d = harvard_dir / "CT-MRI"
-    return _to_tensor(d / "CT" / "16003.png"), _to_tensor(d / "MRI" / "16003.png")
+    return harvard_tensor("CT-MRI", "CT", "16003"), harvard_tensor("CT-MRI", "MRI", "16003")
 
 
 @pytest.fixture(scope="module")

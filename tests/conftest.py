@@ -55,3 +55,20 @@ def harvard_tensor(harvard_dir: Path):
         return torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0)[None, None]
 
     return load
+
+
+def _volume_fixture(name: str, relative: str, doc: str):
+    @pytest.fixture(scope="session", name=name)
+    def fixture(shared_data: Path):
+        from medfuse.io import load_volume
+
+        return load_volume(shared_data / "volumes" / relative)
+
+    fixture.__doc__ = doc
+    return fixture
+
+
+phantom_ct = _volume_fixture("phantom_ct", "mridir_phantom_ct_mr/CT_every4th", "The phantom CT series (feet-first).")
+phantom_mr = _volume_fixture("phantom_mr", "mridir_phantom_ct_mr/MR_T2", "The phantom MR T2 series (head-first).")
+t1 = _volume_fixture("t1", "mit_mr_nifti/stroke/T1.nii.gz", "The stroke T1 NIfTI.")
+t2 = _volume_fixture("t2", "mit_mr_nifti/stroke/T2.nii.gz", "The stroke T2 NIfTI (co-registered with T1).")

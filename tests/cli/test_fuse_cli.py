@@ -19,21 +19,18 @@ from PIL import Image
 
 from medfuse.cli import cli
 from medfuse.io import load_volume
+from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _run(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run(
-        [sys.executable, "-m", "medfuse", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def _random_ecfusion(path: Path, task: str, seed: int) -> Path:
+    """A small randomly initialised ECFusion saved with save_weights (for the network path)."""
+    from medfuse.nets import get_network, save_weights
+
+    torch.manual_seed(seed)
+    kw = {"features": 4, "num_blocks": 2, "taps": [1, 2], "token_channels": [8, 4]}
+    return save_weights(get_network("ecfusion", **kw), path, "ecfusion", kwargs=kw, task=task)
 
 
 def _invoke(*args: str):
@@ -61,7 +58,7 @@ def _one_error_line(res, *fragments: str) -> None:
 @pytest.mark.slow
 def test_demo_runs_from_the_package(tmp_path: Path):
     out = tmp_path / "out"
-    res = _run("fuse", "--demo", "-o", str(out))
+    res = run_cli("fuse", "--demo", "-o", str(out))
     assert res.returncode == 0, res.stderr
     assert "registration (rigid, different frames of reference)" in res.stderr
     assert sorted(p.name for p in out.iterdir()) == [
@@ -84,9 +81,9 @@ def test_demo_runs_from_the_package(tmp_path: Path):
     size = sum(p.stat().st_size for p in demo.rglob("*") if p.is_file())
     assert size < 8e6
     # refuses to overwrite, then does with --overwrite (quietly)
-    res = _run("fuse", "--demo", "-o", str(out), "--method", "average", "-q")
+    res = run_cli("fuse", "--demo", "-o", str(out), "--method", "average", "-q")
     assert res.returncode == 5 and "use --overwrite" in res.stderr
-    res = _run(
+    res = run_cli(
         "fuse",
         "--demo",
         "-o",
@@ -274,17 +271,7 @@ def test_folders_gray_task_and_mismatched_names(tmp_path: Path, harvard_dir: Pat
 
 
 def test_network_path_on_2d_pairs_with_random_weights(tmp_path: Path, harvard_dir: Path):
-    from medfuse.nets import get_network, save_weights
-
-    torch.manual_seed(0)
-    kw = {"features": 4, "num_blocks": 2, "taps": [1, 2], "token_channels": [8, 4]}
-    w = save_weights(
-        get_network("ecfusion", **kw),
-        tmp_path / "rand.safetensors",
-        "ecfusion",
-        kwargs=kw,
-        task="spect-mri",
-    )
+    w = _random_ecfusion(tmp_path / "rand.safetensors", "spect-mri", seed=0)
     src = harvard_dir / "SPECT-MRI"
     names = sorted(p.name for p in (src / "SPECT").glob("*.png"))[:3]
     a = _subset(src / "SPECT", tmp_path / "SPECT", names)
@@ -300,19 +287,9 @@ def test_network_path_on_2d_pairs_with_random_weights(tmp_path: Path, harvard_di
 
 @pytest.mark.slow
 def test_network_path_on_the_demo_volumes_with_random_weights(tmp_path: Path):
-    from medfuse.nets import get_network, save_weights
-
-    torch.manual_seed(1)
-    kw = {"features": 4, "num_blocks": 2, "taps": [1, 2], "token_channels": [8, 4]}
-    w = save_weights(
-        get_network("ecfusion", **kw),
-        tmp_path / "rand.safetensors",
-        "ecfusion",
-        kwargs=kw,
-        task="ct-mri",
-    )
+    w = _random_ecfusion(tmp_path / "rand.safetensors", "ct-mri", seed=1)
     out = tmp_path / "out"
-    res = _run(
+    res = run_cli(
         "fuse",
         "--demo",
         "-o",

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
-    """``python -m medfuse ARGS`` in a subprocess, with this checkout first on the path."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run(
-        [sys.executable, "-m", "medfuse", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="session")
@@ -42,27 +25,6 @@ def phantom_run(phantom_dir: Path, tmp_path_factory) -> Path:
     )
     assert res.returncode == 0, res.stderr
     return out
-
-
-@pytest.fixture(scope="session")
-def phantom_ct(phantom_dir: Path):
-    from medfuse.io import load_volume
-
-    return load_volume(phantom_dir / "CT_every4th")
-
-
-@pytest.fixture(scope="session")
-def phantom_mr(phantom_dir: Path):
-    from medfuse.io import load_volume
-
-    return load_volume(phantom_dir / "MR_T2")
-
-
-@pytest.fixture(scope="session")
-def t1_volume(stroke_dir: Path):
-    from medfuse.io import load_volume
-
-    return load_volume(stroke_dir / "T1.nii.gz")
 
 
 @pytest.fixture(scope="session")

@@ -29,18 +29,18 @@ def _rigid(deg_z: float, deg_x: float, shift: tuple[float, float, float]) -> np.
     return m
 
 
-def test_register_recovers_a_known_rigid_motion(t1_volume):
+def test_register_recovers_a_known_rigid_motion(t1):
     # the same T1 "scanned" in a moved frame: world' = M @ world
     motion = _rigid(8.0, -5.0, (12.0, -7.0, 5.0))
     moved = MetaTensor(
-        t1_volume.as_tensor().clone(),
-        affine=torch.as_tensor(motion @ t1_volume.affine.numpy()),
-        meta=dict(t1_volume.meta),
+        t1.as_tensor().clone(),
+        affine=torch.as_tensor(motion @ t1.affine.numpy()),
+        meta=dict(t1.meta),
     )
-    res = register(t1_volume, moved, "rigid")
+    res = register(t1, moved, "rigid")
     expect = np.linalg.inv(motion)  # moving world -> reference world
     # compare where it matters: points of the brain's bounding box move by < 1.5 mm
-    aff = t1_volume.affine.numpy()
+    aff = t1.affine.numpy()
     corners = np.array([[i, j, k, 1] for i in (0, 123) for j in (0, 159) for k in (0, 139)], float)
     world = (motion @ aff @ corners.T).T
     err = np.linalg.norm((res.matrix @ world.T).T[:, :3] - (expect @ world.T).T[:, :3], axis=1)
@@ -65,11 +65,11 @@ def test_transform_files_round_trip(tmp_path):
         read_transform(tmp_path / "junk.tfm")
 
 
-def test_field_of_view_overlap(t1_volume):
-    assert field_of_view_overlap(t1_volume, t1_volume) == pytest.approx(1.0)
+def test_field_of_view_overlap(t1):
+    assert field_of_view_overlap(t1, t1) == pytest.approx(1.0)
     far = np.eye(4)
     far[0, 3] = 500.0
-    assert field_of_view_overlap(t1_volume, t1_volume, far) == 0.0
+    assert field_of_view_overlap(t1, t1, far) == 0.0
     half = np.eye(4)
     half[0, 3] = 62.0  # half the 124 mm width
-    assert 0.4 < field_of_view_overlap(t1_volume, t1_volume, half) < 0.6
+    assert 0.4 < field_of_view_overlap(t1, t1, half) < 0.6

@@ -1,28 +1,11 @@
-"""Fixtures for transform tests: real volumes loaded once per session."""
+"""Fixtures for transform tests (the volumes themselves are loaded once in tests/conftest.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(scope="session")
-def t1(stroke_dir: Path):
-    from medfuse.io import load_volume
-
-    return load_volume(stroke_dir / "T1.nii.gz")
-
-
-@pytest.fixture(scope="session")
-def t2(stroke_dir: Path):
-    from medfuse.io import load_volume
-
-    return load_volume(stroke_dir / "T2.nii.gz")
-
-
-@pytest.fixture(scope="session")
-def ct(phantom_dir: Path):
-    from medfuse.io import load_volume
-
-    return load_volume(phantom_dir / "CT_every4th")
+def ct(phantom_ct):
+    """The phantom CT series (alias of ``phantom_ct``)."""
+    return phantom_ct

@@ -123,6 +123,7 @@ class Orthanc:
 
     def __init__(self, netns: Netns, workdir: Path, aet: str = "ORTHANC") -> None:
         self.netns, self.workdir, self.aet = netns, workdir, aet
+        workdir.mkdir(parents=True, exist_ok=True)
         self.dicom_port, self.http_port = (int(p) for p in
                                            netns.run(sys.executable, "-c", _FREE_PORTS).stdout.split())
         self.config_path = workdir / "orthanc.json"

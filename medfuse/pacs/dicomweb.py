@@ -7,6 +7,7 @@ failed ones are retried with exponential back-off. WADO-RS asks for the stored t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,9 @@ class DicomwebServer:
 def _client(server: DicomwebServer) -> Any:
     from dicomweb_client.api import DICOMwebClient
 
-    return DICOMwebClient(server.url.rstrip("/"), timeout=server.timeout)
+    client = DICOMwebClient(server.url.rstrip("/"), timeout=server.timeout)
+    client.set_http_retry_params(retry=False)  # our own retries (its default waits ~30 s)
+    return client
 
 
 def _reason(server: DicomwebServer, exc: Exception) -> RemoteError:
@@ -56,8 +59,9 @@ def _reason(server: DicomwebServer, exc: Exception) -> RemoteError:
     if isinstance(exc, requests.Timeout):
         return RemoteError(f"DICOMweb server {server}: no answer within {server.timeout:g} s")
     if isinstance(exc, requests.ConnectionError):
-        return RemoteError(f"cannot connect to DICOMweb server {server}: connection failed "
-                           f"({type(exc).__name__})")
+        found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+        why = found.group(1).strip().lower() if found else "connection failed"
+        return RemoteError(f"cannot connect to DICOMweb server {server}: {why}")
     return RemoteError(f"DICOMweb server {server}: {exc}")
 
 

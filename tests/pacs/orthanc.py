@@ -148,6 +148,8 @@ class Orthanc:
             "DicomAlwaysAllowFind": True,
             "DicomAlwaysAllowGet": True,
             "Plugins": [DICOMWEB_PLUGIN],
+            "HttpThreadsCount": 4,
+            "ConcurrentJobs": 1,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Host": "127.0.0.1"},
         }
 

@@ -207,7 +207,7 @@ def _store_one(assoc: Any, inst: LocalInstance, row: InstanceResult) -> bool:
     elif (inst.sop_class_uid, ExplicitVRLittleEndian) in accepted:
         try:
             dataset = pydicom.dcmread(inst.path)
-            dataset.decompress()
+            dataset.decompress(generate_instance_uid=False)  # lossless: same instance
         except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's problem
             row.status, row.message = "failed", f"cannot decode for the uncompressed fallback: {exc}"
             return False

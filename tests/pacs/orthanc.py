@@ -119,10 +119,13 @@ class Orthanc:
         netns: the namespace it runs in.
         workdir: holds the configuration, the database and the log.
         aet: Orthanc's DICOM AE title.
+        extra: configuration entries added to (or replacing) the generated ones.
     """
 
-    def __init__(self, netns: Netns, workdir: Path, aet: str = "ORTHANC") -> None:
+    def __init__(self, netns: Netns, workdir: Path, aet: str = "ORTHANC",
+                 extra: dict[str, Any] | None = None) -> None:
         self.netns, self.workdir, self.aet = netns, workdir, aet
+        self.extra = dict(extra or {})
         workdir.mkdir(parents=True, exist_ok=True)
         self.dicom_port, self.http_port = (int(p) for p in
                                            netns.run(sys.executable, "-c", _FREE_PORTS).stdout.split())
@@ -151,6 +154,7 @@ class Orthanc:
             "HttpThreadsCount": 4,
             "ConcurrentJobs": 1,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Host": "127.0.0.1"},
+            **self.extra,
         }
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.pacs.checks import local_hashes, stored_hashes, tree_state
-from tests.pacs.orthanc import Orthanc
+from tests.pacs.orthanc import Netns, Orthanc
 
 
 def _error_line(stderr: str) -> str:
@@ -117,6 +118,35 @@ def test_send_dicomweb_server_down(orthanc: Orthanc, fused_demo: Path):
     assert r.returncode == 7
     assert _error_line(r.stderr).startswith(
         f"medfuse: error: cannot connect to DICOMweb server {orthanc.dicomweb}: ")
+
+
+def test_send_compressed_to_a_pacs_refusing_it_falls_back_to_uncompressed(netns: Netns, tmp_path):
+    """The demo CT is JPEG-LS; this Orthanc accepts only uncompressed syntaxes."""
+    import pydicom
+
+    from medfuse.data import demo_pair
+
+    ct = Path(demo_pair()[0])
+    server = Orthanc(netns, tmp_path / "orthanc", extra={
+        "AcceptedTransferSyntaxes": ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]})
+    server.start()
+    try:
+        r = server.cli("send", str(ct), "--pacs", server.address, "--called-aet", "ORTHANC",
+                       "--report", str(tmp_path / "r.json"))
+        assert r.returncode == 0, r.stderr
+        rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+        assert len(rows) == 24 and all(x["status"] == "sent" for x in rows)
+        assert all("decoded to Explicit VR Little Endian" in x["message"] for x in rows)
+        ids = server.json("/instances", tmp_path / "rest")
+        stored = [pydicom.dcmread(io.BytesIO(b)) for b in
+                  server.fetch(*(f"/instances/{i}/file" for i in ids), scratch=tmp_path / "rest")]
+    finally:
+        server.stop()
+    local = {str(d.SOPInstanceUID): d for d in (pydicom.dcmread(f) for f in ct.glob("*.dcm"))}
+    assert {str(d.SOPInstanceUID) for d in stored} == set(local)
+    for d in stored:  # lossless: the decoded pixels are the same numbers
+        assert d.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+        assert (d.pixel_array == local[str(d.SOPInstanceUID)].pixel_array).all()
 
 
 @pytest.mark.slow

@@ -32,9 +32,15 @@ def command(study_uid, series_uid, out_dir, overwrite, pacs, called_aet, calling
     Exit codes: 0 all fetched, 2 usage, 3 study/series not on the PACS, 5 DIR not writable,
     7 PACS unreachable or a series failed.
     """
+    import signal
+    import sys
+
     from medfuse.cli._peer import make_peer, print_report
     from medfuse.errors import RemoteError
     from medfuse.pacs.pull import pull_study
+
+    # a terminated pull unwinds like Ctrl-C, so the unfinished series folder is removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     peer = make_peer(pacs, dicomweb_url, called_aet, calling_aet, timeout)
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medfuse.errors import RemoteError
-from medfuse.pacs.dimse import DimsePeer, new_ae, associate
+from medfuse.pacs.dimse import DimsePeer, associate, new_ae
 
 __all__ = ["RemoteSeries", "find_series", "get_series"]
 

@@ -191,15 +191,16 @@ def _contexts(instances: Sequence[LocalInstance]) -> list[Any]:
     return contexts
 
 
-def _store_one(assoc: Any, inst: LocalInstance, row: InstanceResult) -> bool:
-    """C-STORE one instance on an open association; fill ``row``; True when stored."""
+def _store_one(
+    assoc: Any, accepted: set[tuple[str, str]], inst: LocalInstance, row: InstanceResult
+) -> bool:
+    """C-STORE one instance on an open association; fill ``row``; True when stored.
+
+    ``accepted`` holds the (SOP class, transfer syntax) pairs the peer accepted.
+    """
     import pydicom
     from pydicom.uid import ExplicitVRLittleEndian
 
-    accepted = {
-        (cx.abstract_syntax, cx.transfer_syntax[0])
-        for cx in assoc.accepted_contexts
-    }
     row.attempts += 1
     if (inst.sop_class_uid, inst.transfer_syntax_uid) in accepted:
         dataset: Any = inst.path  # pynetdicom sends the file's encoded bytes as they are
@@ -265,13 +266,15 @@ def store(
                 rows[inst.sop_instance_uid].status = "failed"
                 rows[inst.sop_instance_uid].message = str(exc)
             continue
+        accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+                    for cx in assoc.accepted_contexts}
         try:
             for inst in pending:
                 if not assoc.is_established:
                     row = rows[inst.sop_instance_uid]
                     row.status, row.message = "failed", "association lost before sending"
                     continue
-                _store_one(assoc, inst, rows[inst.sop_instance_uid])
+                _store_one(assoc, accepted, inst, rows[inst.sop_instance_uid])
         finally:
             if assoc.is_established:
                 assoc.release()

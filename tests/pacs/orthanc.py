@@ -69,9 +69,12 @@ def missing_tools() -> str | None:
     return None
 
 
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
+
+
 def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    """preexec_fn: the child gets SIGKILL when the test process dies (PR_SET_PDEATHSIG)."""
+    _PRCTL(1, signal.SIGKILL)
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
@@ -93,7 +96,7 @@ class Netns:
         self.proc = subprocess.Popen(
             ["unshare", "-n", "sh", "-c", "ip link set lo up && echo ready && exec sleep infinity"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only a prctl call in the child
         )
         line = self.proc.stdout.readline().strip() if self.proc.stdout else ""
         if line != "ready":
@@ -104,7 +107,7 @@ class Netns:
 
     def run(self, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run a command inside the namespace."""
-        return subprocess.run([*self.prefix, *cmd], capture_output=True, text=True,
+        return subprocess.run([*self.prefix, *cmd], capture_output=True, text=True, check=False,
                               timeout=timeout)
 
     def close(self) -> None:
@@ -175,11 +178,12 @@ class Orthanc:
     def start(self, timeout: float = 60) -> None:
         """Start Orthanc in the namespace and wait until its REST API answers."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*self.netns.prefix, "Orthanc", str(self.config_path)],
-                                     stdout=log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_die_with_parent)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [*self.netns.prefix, "Orthanc", str(self.config_path)],
+                stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only a prctl call in the child
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from medfuse.cli import cli
 from medfuse.data import demo_pair
 from medfuse.errors import InputError
 from medfuse.pacs.dimse import check_aet, parse_address
@@ -17,7 +19,7 @@ from tests.helpers import run_cli
 
 
 def test_find_instances_in_the_demo_folders():
-    ct, mr = (Path(p) for p in demo_pair())
+    ct = Path(demo_pair()[0])
     found = find_instances(ct.parent)  # README, LICENSE skipped; ct/ and mr/ searched
     assert len(found) == 24 + 20
     assert {i.transfer_syntax_uid for i in found if i.path.parent == ct} == {"1.2.840.10008.1.2.4.80"}
@@ -32,7 +34,7 @@ def test_find_instances_errors(tmp_path):
     with pytest.raises(InputError, match="no DICOM files found"):
         find_instances(tmp_path)
     ct, _ = demo_pair()
-    first = sorted(Path(ct).glob("*.dcm"))[0]
+    first = min(Path(ct).glob("*.dcm"))
     shutil.copy(first, tmp_path / "a.dcm")
     shutil.copy(first, tmp_path / "b.dcm")
     (tmp_path / ".hidden").mkdir()
@@ -87,9 +89,9 @@ def test_cli_option_errors(tmp_path):
         (("fuse", "--demo", "-o", str(tmp_path / "o"), "--called-aet", "X"), "go with --send"),
     ]
     for args, message in cases:
-        r = run_cli(*args)
-        assert r.returncode == 2, (args, r.stderr)
-        assert message in r.stderr, (args, r.stderr)
+        res = CliRunner().invoke(cli, list(args))
+        assert res.exit_code == 2, (args, res.output)
+        assert message in res.output, (args, res.output)
     assert not (tmp_path / "o").exists()
 
 

@@ -31,11 +31,11 @@ def demo_on_pacs(orthanc: Orthanc) -> dict[str, Path]:
     return {"CT": Path(ct), "MR": Path(mr)}
 
 
-def _info(orthanc: Orthanc, folder: Path) -> dict:
-    r = orthanc.cli("info", str(folder), "--json")
+def _info(orthanc: Orthanc, *folders: Path) -> list[dict]:
+    """``medfuse info --json`` of series folders (one call)."""
+    r = orthanc.cli("info", *map(str, folders), "--json")
     assert r.returncode == 0, r.stderr
-    (item,) = json.loads(r.stdout)
-    return item
+    return json.loads(r.stdout)
 
 
 @pytest.mark.slow
@@ -52,10 +52,10 @@ def test_pull_cget_study_then_fuse(orthanc: Orthanc, demo_on_pacs: dict[str, Pat
         assert f"1/1 series pulled from {orthanc.address}" in r.stdout
         # bytes of every pixel element and the transfer syntax (JPEG-LS for the CT) kept
         assert local_hashes(folder) == local_hashes(local)
-        info = _info(orthanc, folder)
-        assert info["modality"] == modality and info["series_instance_uid"] == series
-        assert info["n_instances"] == len(list(local.glob("*.dcm")))
         folders[modality] = folder
+    for info, (modality, local) in zip(_info(orthanc, *folders.values()), demo_on_pacs.items()):
+        assert info["modality"] == modality and info["series_instance_uid"] == _uids(local)[1]
+        assert info["n_instances"] == len(list(local.glob("*.dcm")))
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in folders.values())
 
     # a rerun keeps the complete folders and fetches nothing again
@@ -81,15 +81,17 @@ def test_send_stow_then_pull_wado(orthanc: Orthanc, tmp_path):
     r = orthanc.cli("send", str(ct.parent), "--dicomweb", orthanc.dicomweb, "-q")
     assert r.returncode == 0, r.stderr
     out = tmp_path / "pulled"
+    folders = []
     for modality, local in (("CT", ct), ("MR", mr)):
         study, series = _uids(local)
         r = orthanc.cli("pull", "--dicomweb", orthanc.dicomweb, "--study", study, "-o", str(out))
         assert r.returncode == 0, r.stderr
-        folder = out / series_folder_name(modality, series)
-        assert local_hashes(folder) == local_hashes(local)
-        info = _info(orthanc, folder)
-        assert info["modality"] == modality and info["n_instances"] == len(local_hashes(local))
-    assert len(list(out.iterdir())) == 2
+        folders.append(out / series_folder_name(modality, series))
+        assert local_hashes(folders[-1]) == local_hashes(local)
+    assert sorted(out.iterdir()) == sorted(folders)
+    ct_info, mr_info = _info(orthanc, *folders)
+    assert (ct_info["modality"], ct_info["n_instances"]) == ("CT", 24)
+    assert (mr_info["modality"], mr_info["n_instances"]) == ("MR", 20)
 
 
 def test_pull_unknown_study_is_one_clear_error(orthanc: Orthanc, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medfuse.errors import RemoteError
-from medfuse.pacs.cget import RemoteSeries
+from medfuse.pacs.qr import RemoteSeries
 from medfuse.pacs.instances import LocalInstance
 from medfuse.pacs.report import InstanceResult
 from medfuse.pacs.retry import attempts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from medfuse.errors import InputError, OutputError, RemoteError
 from medfuse.io.atomic import AtomicOutputDir
-from medfuse.pacs import cget, dicomweb, dimse
+from medfuse.pacs import dicomweb, dimse, qr
 from medfuse.pacs.report import SeriesResult, TransferReport
 from medfuse.pacs.retry import attempts
 from medfuse.pacs.send import Peer
@@ -32,6 +33,7 @@ def pull_study(
     retries: int = 2,
     backoff: float = 1.0,
     log: Callable[[str], None] | None = None,
+    move_port: int | None = None,
 ) -> TransferReport:
     """Fetch every series of a study (or one) into ``out_dir/<Modality>_<SeriesInstanceUID>/``.
 
@@ -48,6 +50,8 @@ def pull_study(
         retries: extra attempts for the query and for each failed series.
         backoff: seconds before the first retry, doubled for each later one.
         log: called with progress lines (UIDs and counts only).
+        move_port: DIMSE only: C-MOVE instead of C-GET, to a storage SCP on this port with AE
+            ``peer.calling_aet`` (the PACS must know it).
 
     Returns:
         the per-series report.
@@ -59,8 +63,13 @@ def pull_study(
     """
     t0 = time.perf_counter()
     is_dimse = isinstance(peer, dimse.DimsePeer)
-    proto = cget if is_dimse else dicomweb
+    proto = qr if is_dimse else dicomweb
     report = TransferReport("pull", "dimse" if is_dimse else "dicomweb", str(peer))
+    fetch = proto.get_series
+    if move_port is not None:
+        if not is_dimse:
+            raise ValueError("move_port needs a DIMSE peer")
+        fetch = functools.partial(qr.move_series, port=move_port)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +101,7 @@ def pull_study(
         for _ in attempts(retries, backoff):
             try:
                 with AtomicOutputDir(target, overwrite=overwrite) as tmp:
-                    row.received = proto.get_series(peer, study_uid, s, tmp)
+                    row.received = fetch(peer, study_uid, s, tmp)
                 row.status, row.message = "pulled", ""
                 break
             except RemoteError as exc:

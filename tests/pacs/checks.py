@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.pacs.orthanc import Orthanc
 
-__all__ = ["pixel_hashes", "local_hashes", "stored_hashes", "tree_state"]
+__all__ = ["pixel_hashes", "local_hashes", "stored_hashes", "tree_state", "assert_no_identity"]
 
 
 def pixel_hashes(files: list[Path] | list[bytes]) -> dict[str, tuple[str, str]]:
@@ -40,3 +40,13 @@ def tree_state(folder: Path) -> dict[str, tuple[str, int]]:
     return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(),
                                          p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_no_identity(folder: Path, *outputs: str) -> None:
+    """Fail if any output text holds the PatientName or PatientID of a file under ``folder``."""
+    import pydicom
+
+    ds = pydicom.dcmread(min(folder.rglob("*.dcm")), stop_before_pixels=True)
+    for value in {str(ds.get("PatientName", "")), str(ds.get("PatientID", ""))} - {""}:
+        for text in outputs:
+            assert value not in text, f"patient identity {value!r} printed"

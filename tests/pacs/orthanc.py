@@ -48,8 +48,8 @@ for n, url in enumerate(sys.argv[2:]):
     (out / str(n)).write_bytes(urllib.request.urlopen(url, timeout=30).read())
 """
 _FREE_PORTS = """
-import socket
-socks = [socket.socket() for _ in range(2)]
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
 """
@@ -110,6 +110,10 @@ class Netns:
         return subprocess.run([*self.prefix, *cmd], capture_output=True, text=True, check=False,
                               timeout=timeout)
 
+    def free_ports(self, n: int) -> list[int]:
+        """``n`` distinct TCP ports free in the namespace now."""
+        return [int(p) for p in self.run(sys.executable, "-c", _FREE_PORTS, str(n)).stdout.split()]
+
     def close(self) -> None:
         """Stop the holder (the namespace goes with it)."""
         _stop(self.proc)
@@ -123,15 +127,16 @@ class Orthanc:
         workdir: holds the configuration, the database and the log.
         aet: Orthanc's DICOM AE title.
         extra: configuration entries added to (or replacing) the generated ones.
+        ports: (DICOM, HTTP) ports (default: two free ones).
     """
 
     def __init__(self, netns: Netns, workdir: Path, aet: str = "ORTHANC",
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None,
+                 ports: tuple[int, int] | None = None) -> None:
         self.netns, self.workdir, self.aet = netns, workdir, aet
         self.extra = dict(extra or {})
         workdir.mkdir(parents=True, exist_ok=True)
-        self.dicom_port, self.http_port = (int(p) for p in
-                                           netns.run(sys.executable, "-c", _FREE_PORTS).stdout.split())
+        self.dicom_port, self.http_port = ports or netns.free_ports(2)
         self.config_path = workdir / "orthanc.json"
         self.config_path.write_text(json.dumps(self.config(), indent=2))
         self.log_path = workdir / "orthanc.log"

@@ -9,8 +9,8 @@ import pytest
 
 from medfuse.data import demo_pair
 from medfuse.pacs.pull import series_folder_name
-from tests.pacs.checks import local_hashes
-from tests.pacs.orthanc import Orthanc
+from tests.pacs.checks import assert_no_identity, local_hashes
+from tests.pacs.orthanc import Netns, Orthanc
 
 
 def _uids(folder: Path) -> tuple[str, str]:
@@ -48,6 +48,7 @@ def test_pull_cget_study_then_fuse(orthanc: Orthanc, demo_on_pacs: dict[str, Pat
         r = orthanc.cli("pull", "--pacs", orthanc.address, "--called-aet", "ORTHANC",
                         "--study", study, *extra, "-o", str(out))
         assert r.returncode == 0, r.stderr
+        assert_no_identity(local, r.stdout, r.stderr)
         folder = out / series_folder_name(modality, series)
         assert f"1/1 series pulled from {orthanc.address}" in r.stdout
         # bytes of every pixel element and the transfer syntax (JPEG-LS for the CT) kept
@@ -75,6 +76,36 @@ def test_pull_cget_study_then_fuse(orthanc: Orthanc, demo_on_pacs: dict[str, Pat
     assert len(list((tmp_path / "fused" / "dicom").glob("*.dcm"))) == 20
 
 
+def test_pull_cmove_to_our_storage_scp(netns: Netns, tmp_path):
+    """C-MOVE for a PACS without C-GET: Orthanc knows AE MEDFUSE at our storage SCP's port."""
+    dicom_port, http_port, move_port = netns.free_ports(3)
+    server = Orthanc(netns, tmp_path / "orthanc", ports=(dicom_port, http_port), extra={
+        "DicomAlwaysAllowMove": True,
+        "DicomModalities": {"medfuse": ["MEDFUSE", "127.0.0.1", move_port]},
+    })
+    server.start()
+    try:
+        ct = Path(demo_pair()[0])
+        r = server.cli("send", str(ct), "--pacs", server.address, "--called-aet", "ORTHANC", "-q")
+        assert r.returncode == 0, r.stderr
+        study, series = _uids(ct)
+        pull = ("pull", "--pacs", server.address, "--called-aet", "ORTHANC", "--study", study,
+                "--move-port", str(move_port), "-q")
+        r = server.cli(*pull, "-o", str(tmp_path / "in"))
+        assert r.returncode == 0, r.stderr
+        assert local_hashes(tmp_path / "in" / series_folder_name("CT", series)) == local_hashes(ct)
+
+        r = server.cli(*pull, "--calling-aet", "STRANGER", "-o", str(tmp_path / "in2"),
+                       "--retries", "0")
+        assert r.returncode == 7
+        line = r.stderr.strip()
+        assert "\n" not in line and "C-MOVE of series" in line
+        assert line.endswith(f"(does the PACS know AE STRANGER at this host, port {move_port}?)")
+        assert not any((tmp_path / "in2").iterdir())  # no half-written series folder
+    finally:
+        server.stop()
+
+
 def test_send_stow_then_pull_wado(orthanc: Orthanc, tmp_path):
     """STOW-RS the demo pair, WADO-RS each study back: same bytes, syntax (JPEG-LS CT) and UIDs."""
     ct, mr = (Path(p) for p in demo_pair())
@@ -86,6 +117,7 @@ def test_send_stow_then_pull_wado(orthanc: Orthanc, tmp_path):
         study, series = _uids(local)
         r = orthanc.cli("pull", "--dicomweb", orthanc.dicomweb, "--study", study, "-o", str(out))
         assert r.returncode == 0, r.stderr
+        assert_no_identity(local, r.stdout, r.stderr)
         folders.append(out / series_folder_name(modality, series))
         assert local_hashes(folders[-1]) == local_hashes(local)
     assert sorted(out.iterdir()) == sorted(folders)

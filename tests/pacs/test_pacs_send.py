@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pacs.checks import local_hashes, stored_hashes, tree_state
+from tests.pacs.checks import assert_no_identity, local_hashes, stored_hashes, tree_state
 from tests.pacs.orthanc import Netns, Orthanc
 
 
@@ -25,6 +25,7 @@ def test_send_dimse_every_instance_arrives_intact(orthanc: Orthanc, fused_demo: 
     r = orthanc.cli("send", str(fused_demo), "--pacs", orthanc.address, "--called-aet", "ORTHANC",
                     "--report", str(report_path))
     assert r.returncode == 0, r.stderr
+    assert_no_identity(fused_demo, r.stdout, r.stderr, report_path.read_text())
     local = local_hashes(fused_demo / "dicom")
     assert len(local) == 20
     assert stored_hashes(orthanc, tmp_path / "rest") == local  # same UIDs, pixels, syntax

@@ -2,8 +2,8 @@
 
 * :func:`medfuse.pacs.send.send_folder` - C-ECHO then C-STORE (pynetdicom) or STOW-RS
   (dicomweb-client) of every DICOM instance under a folder, with retries and a per-instance report.
-* :func:`medfuse.pacs.pull.pull_study` - C-FIND + C-GET or QIDO-RS + WADO-RS of a study's series,
-  each written atomically into its own subfolder.
+* :func:`medfuse.pacs.pull.pull_study` - C-FIND + C-GET (or C-MOVE) or QIDO-RS + WADO-RS of a
+  study's series, each written atomically into its own subfolder.
 
 Peers are :class:`medfuse.pacs.dimse.DimsePeer` (``HOST:PORT`` and AE titles) or
 :class:`medfuse.pacs.dicomweb.DicomwebServer` (a base URL). Heavy imports (pynetdicom,

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-__all__ = ["peer_options", "make_peer", "print_report"]
+__all__ = ["peer_options", "make_peer", "check_report_path", "print_report"]
 
 
 def peer_options(func):
@@ -68,6 +68,29 @@ def make_peer(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     return DimsePeer(host, port, called, calling, timeout=timeout)
+
+
+def check_report_path(report_path: str | None) -> None:
+    """Fail before any transfer when the --report file could not be written.
+
+    Raises:
+        OutputError: the path is a folder or its nearest existing parent is not writable.
+    """
+    import os
+    from pathlib import Path
+
+    from medfuse.errors import OutputError
+
+    if not report_path:
+        return
+    path = Path(report_path)
+    if path.is_dir():
+        raise OutputError(f"{path}: --report names a folder, not a file")
+    probe = path.absolute().parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write the report ({probe} is not a writable folder)")
 
 
 def print_report(report: Any, report_path: str | None, quiet: bool) -> None:

@@ -38,7 +38,7 @@ def command(study_uid, series_uid, out_dir, overwrite, move_port, pacs, called_a
     import signal
     import sys
 
-    from medfuse.cli._peer import make_peer, print_report
+    from medfuse.cli._peer import check_report_path, make_peer, print_report
     from medfuse.errors import RemoteError
     from medfuse.pacs.pull import pull_study
 
@@ -46,6 +46,7 @@ def command(study_uid, series_uid, out_dir, overwrite, move_port, pacs, called_a
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     peer = make_peer(pacs, dicomweb_url, called_aet, calling_aet, timeout)
+    check_report_path(report_path)
     if move_port is not None and dicomweb_url:
         raise click.UsageError("--move-port goes with --pacs (C-MOVE), not --dicomweb")
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))

@@ -26,11 +26,12 @@ def command(out_dir, pacs, called_aet, calling_aet, dicomweb_url, retries, backo
     Exit codes: 0 all stored, 2 usage, 3 no/unreadable DICOM files, 5 report not writable,
     7 PACS unreachable or an instance failed.
     """
-    from medfuse.cli._peer import make_peer, print_report
+    from medfuse.cli._peer import check_report_path, make_peer, print_report
     from medfuse.errors import RemoteError
     from medfuse.pacs.send import send_folder
 
     peer = make_peer(pacs, dicomweb_url, called_aet, calling_aet, timeout)
+    check_report_path(report_path)
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))
     report = send_folder(out_dir, peer, retries=retries, backoff=backoff, log=log)
     print_report(report, report_path, quiet)

@@ -101,3 +101,11 @@ def test_send_without_dicom_files_is_an_input_error(tmp_path):
     assert r.returncode == 3
     assert r.stderr.strip() == (f"medfuse: error: {tmp_path}: no DICOM files found "
                                 "(a medfuse fuse output has them in dicom/)")
+
+
+def test_unwritable_report_fails_before_sending(tmp_path):
+    ct, _ = demo_pair()
+    r = run_cli("send", str(ct), "--pacs", "127.0.0.1:9", "--called-aet", "X",
+                "--report", str(tmp_path))
+    assert r.returncode == 5
+    assert r.stderr.strip() == f"medfuse: error: {tmp_path}: --report names a folder, not a file"

@@ -10,7 +10,17 @@ See docs/monai.md.
 
 from __future__ import annotations
 
-from .export import bundle_name, export_bundle
-from .schema import SCHEMA_PATH, validate_metadata
+import importlib
+from typing import Any
 
 __all__ = ["SCHEMA_PATH", "bundle_name", "export_bundle", "validate_metadata"]
+
+_LAZY = {"SCHEMA_PATH": "schema", "validate_metadata": "schema", "bundle_name": "export",
+         "export_bundle": "export"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import on first use (``python -m medfuse.bundle.schema`` runs without a double import)."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

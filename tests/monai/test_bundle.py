@@ -125,8 +125,8 @@ def test_export_bundle_errors_are_one_line_and_write_nothing(tmp_path: Path, bun
     _one_error_line(["--weights", str(weights_file), "--net", "s3imfusion", "-o", str(out)], 6,
                     "weights do not match network 's3imfusion'")
     _one_error_line(["--net", "ecfusion", "--task", "mr-mr", "-o", str(out)], 6, "unknown task 'mr-mr'")
-    _one_error_line(["--net", "ecfusion", "--task", "pet-mri", "-o", str(out)], 6,
-                    "no shipped weights for ecfusion on pet-mri")
+    _one_error_line(["--net", "nosuchnet", "--task", "pet-mri", "-o", str(out)], 6,
+                    "no shipped weights for nosuchnet on pet-mri")
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["junk.safetensors"]
 
 

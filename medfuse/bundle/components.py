@@ -59,12 +59,18 @@ class SliceFusionInferer(Inferer):
 
     def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Fuse a batch ``(B, 2, I, J, K)`` -> ``(B, 1, I, J, K)`` (MetaTensor, inputs' meta)."""
-        from monai.data import decollate_batch, list_data_collate
+        from monai.data import MetaTensor, decollate_batch, list_data_collate
 
         with torch.no_grad():
             if inputs.ndim == 4:  # one unbatched pair
                 return self.fuse_volume(inputs, network)
-            outs = [self.fuse_volume(v, network) for v in decollate_batch(inputs, detach=True)]
+            if isinstance(inputs, MetaTensor) and inputs.is_batch:  # collated by a DataLoader
+                items = decollate_batch(inputs, detach=True)
+            else:  # one pair with a batch axis added (``x[None]``): every item has the pair's affine
+                affine = inputs.affine if isinstance(inputs, MetaTensor) else None
+                meta = dict(inputs.meta) if isinstance(inputs, MetaTensor) else {}
+                items = [MetaTensor(v, affine=affine, meta=meta) for v in torch.as_tensor(inputs)]
+            outs = [self.fuse_volume(v, network) for v in items]
         return list_data_collate(outs)
 
 

@@ -11,20 +11,38 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(
+def run_python(
     *args: str, cwd: Path = REPO, timeout: int = 900, prefix: Sequence[str] = ()
 ) -> subprocess.CompletedProcess:
-    """``python -m medfuse ARGS`` in a subprocess, with this checkout first on the path.
+    """``python ARGS`` in a subprocess, with this checkout first on the path.
 
     ``prefix`` goes before the interpreter (e.g. ``nsenter --net=...`` to run in a namespace).
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "medfuse", *args],
+        [*prefix, sys.executable, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_cli(
+    *args: str, cwd: Path = REPO, timeout: int = 900, prefix: Sequence[str] = ()
+) -> subprocess.CompletedProcess:
+    """``python -m medfuse ARGS`` in a subprocess, with this checkout first on the path."""
+    return run_python("-m", "medfuse", *args, cwd=cwd, timeout=timeout, prefix=prefix)
+
+
+def random_ecfusion(path: Path, task: str, seed: int) -> Path:
+    """A small randomly initialised ECFusion saved with save_weights (for the network path)."""
+    import torch
+
+    from medfuse.nets import get_network, save_weights
+
+    torch.manual_seed(seed)
+    kw = {"features": 4, "num_blocks": 2, "taps": [1, 2], "token_channels": [8, 4]}
+    return save_weights(get_network("ecfusion", **kw), path, "ecfusion", kwargs=kw, task=task)

@@ -244,6 +244,5 @@ def _send(out_dir: str, peer, quiet: bool, log) -> None:
     report = send_folder(Path(out_dir) / "dicom", peer, log=log)
     print_report(report, None, quiet)
     if not report.ok:
-        why = report.error or f"{len(report.failed)} of {len(report.rows)} instance(s) not stored"
-        raise RemoteError(f"{out_dir} written, but sending failed: {why} "
+        raise RemoteError(f"{out_dir} written, but sending failed: {report.failure_line()} "
                           f"(retry with: medfuse send {out_dir} ...)")

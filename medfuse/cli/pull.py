@@ -54,5 +54,4 @@ def command(study_uid, series_uid, out_dir, overwrite, move_port, pacs, called_a
                         retries=retries, backoff=backoff, log=log, move_port=move_port)
     print_report(report, report_path, quiet)
     if not report.ok:
-        raise RemoteError(f"{len(report.failed)} of {len(report.rows)} series not fetched from "
-                          f"{peer}: {report.failed[0].message}")
+        raise RemoteError(report.failure_line())

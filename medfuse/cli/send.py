@@ -35,8 +35,5 @@ def command(out_dir, pacs, called_aet, calling_aet, dicomweb_url, retries, backo
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))
     report = send_folder(out_dir, peer, retries=retries, backoff=backoff, log=log)
     print_report(report, report_path, quiet)
-    if report.error:
-        raise RemoteError(report.error)
     if not report.ok:
-        raise RemoteError(f"{len(report.failed)} of {len(report.rows)} instance(s) not stored on "
-                          f"{peer}: {report.failed[0].message}")
+        raise RemoteError(report.failure_line())

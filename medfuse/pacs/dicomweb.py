@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from medfuse.errors import RemoteError
-from medfuse.pacs.qr import RemoteSeries
 from medfuse.pacs.instances import LocalInstance
+from medfuse.pacs.qr import RemoteSeries
 from medfuse.pacs.report import InstanceResult
 from medfuse.pacs.retry import attempts
 

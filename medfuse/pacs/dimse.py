@@ -210,7 +210,8 @@ def _store_one(
             dataset = pydicom.dcmread(inst.path)
             dataset.decompress(generate_instance_uid=False)  # lossless: same instance
         except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's problem
-            row.status, row.message = "failed", f"cannot decode for the uncompressed fallback: {exc}"
+            row.status = "failed"
+            row.message = f"cannot decode for the uncompressed fallback: {' '.join(str(exc).split())}"
             return False
         note = "decoded to Explicit VR Little Endian (peer refused the compressed syntax)"
     else:
@@ -218,7 +219,11 @@ def _store_one(
         row.message = (f"peer accepted no presentation context for SOP class "
                        f"{inst.sop_class_uid} / transfer syntax {inst.transfer_syntax_uid}")
         return False
-    status = assoc.send_c_store(dataset)
+    try:
+        status = assoc.send_c_store(dataset)
+    except (OSError, ValueError, AttributeError, RuntimeError) as exc:  # unreadable file, lost link
+        row.status, row.message = "failed", f"not sent: {' '.join(str(exc).split())}"
+        return False
     code = status.get("Status") if status else None
     row.code = code
     if code in _STORED:

@@ -99,6 +99,18 @@ class TransferReport:
         text = f"{done}/{len(self.rows)} {what} {verb} {self.peer} in {self.elapsed_s:.1f} s"
         return text + (f", {len(self.failed)} failed" if self.failed else "")
 
+    def failure_line(self) -> str:
+        """One line saying why the transfer did not complete ("" when it did)."""
+        if self.error:
+            return self.error
+        if not self.failed:
+            return ""
+        what = ("instance(s) not stored on" if self.operation == "send"
+                else "series not fetched from")
+        first = " ".join(self.failed[0].message.split())
+        return f"{len(self.failed)} of {len(self.rows)} {what} {self.peer}" + (
+            f": {first}" if first else "")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``ok``, counts and one object per row)."""
         return {

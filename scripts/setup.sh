@@ -18,13 +18,16 @@ if [ "$want_test" = 1 ]; then
   command -v dcmdump >/dev/null 2>&1 || need+=(dcmtk)
   command -v Orthanc >/dev/null 2>&1 || need+=(orthanc)
   [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+  # the PACS tests run Orthanc in a private network namespace: unshare/nsenter and ip
+  command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
     echo "setup: installing Debian packages: ${need[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    # Orthanc's Debian service is not wanted: tests start their own server on loopback.
+    # Orthanc's Debian service is not wanted: tests start their own in a network namespace.
     $SUDO service orthanc stop >/dev/null 2>&1 || true
   fi
 fi

@@ -5,17 +5,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_python(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
-    """``python ARGS`` in a subprocess, with this checkout first on the path."""
+def run_python(
+    *args: str, cwd: Path = REPO, timeout: int = 900, prefix: Sequence[str] = ()
+) -> subprocess.CompletedProcess:
+    """``python ARGS`` in a subprocess, with this checkout first on the path.
+
+    ``prefix`` goes before the interpreter (e.g. ``nsenter --net=...`` to run in a namespace).
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
-        [sys.executable, *args],
+        [*prefix, sys.executable, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -24,9 +30,11 @@ def run_python(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.C
     )
 
 
-def run_cli(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path = REPO, timeout: int = 900, prefix: Sequence[str] = ()
+) -> subprocess.CompletedProcess:
     """``python -m medfuse ARGS`` in a subprocess, with this checkout first on the path."""
-    return run_python("-m", "medfuse", *args, cwd=cwd, timeout=timeout)
+    return run_python("-m", "medfuse", *args, cwd=cwd, timeout=timeout, prefix=prefix)
 
 
 def random_ecfusion(path: Path, task: str, seed: int) -> Path:

@@ -110,6 +110,21 @@ __all__ = ["command"]
 @click.option("--series-a", default=None, metavar="UID", help="SeriesInstanceUID to pick in A.")
 @click.option("--series-b", default=None, metavar="UID", help="SeriesInstanceUID to pick in B.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output folder.")
+@click.option(
+    "--send",
+    "send_pacs",
+    default=None,
+    metavar="HOST:PORT",
+    help="After writing, C-STORE the DICOM series to this PACS (needs --called-aet).",
+)
+@click.option(
+    "--send-dicomweb",
+    default=None,
+    metavar="URL",
+    help="After writing, STOW-RS the DICOM series to this DICOMweb service root.",
+)
+@click.option("--called-aet", default=None, metavar="AET", help="AE title of the --send PACS.")
+@click.option("--calling-aet", default=None, metavar="AET", help="Our AE title [default: MEDFUSE].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or messages (errors only).")
 def command(
     a,
@@ -133,6 +148,10 @@ def command(
     series_a,
     series_b,
     overwrite,
+    send_pacs,
+    send_dicomweb,
+    called_aet,
+    calling_aet,
     quiet,
 ):
     """Fuse A (CT, PET or SPECT) with B (MR) and write DICOM SC, NIfTI, PNG and run.json.
@@ -146,7 +165,9 @@ def command(
       medfuse fuse --demo -o out/
       medfuse fuse ct/ mr/ -o out/ --method dwt
       medfuse fuse PET/ MRI/ -o fused/ --method laplacian      # 2D folders
-    Exit codes: 0 ok, 2 usage, 3 input, 4 geometry/registration, 5 output, 6 weights.
+      medfuse fuse ct/ mr/ -o out/ --send 127.0.0.1:4242 --called-aet ORTHANC
+    Exit codes: 0 ok, 2 usage, 3 input, 4 geometry/registration, 5 output, 6 weights,
+    7 written but --send/--send-dicomweb failed (OUT stays complete: rerun medfuse send OUT).
     """
     import signal
     import sys
@@ -166,6 +187,19 @@ def command(
     elif not (a and b):
         raise click.UsageError("give two inputs A and B (or --demo)")
     fmt = tuple(f.strip().lower() for f in formats.split(",") if f.strip()) if formats else None
+    peer = None
+    if send_pacs or send_dicomweb:
+        from medfuse.cli._peer import make_peer
+
+        peer = make_peer(send_pacs, send_dicomweb, called_aet, calling_aet, 30.0,
+                         pacs_flag="--send", dicomweb_flag="--send-dicomweb")
+        if is_image_folder(a) and is_image_folder(b):
+            raise click.UsageError("--send needs a DICOM output; 2D image folders give PNGs only")
+        if fmt is not None and "dicom" not in fmt:
+            raise click.UsageError("--send needs the dicom format in --format")
+        fmt = fmt or ("dicom", "nifti", "png")  # a DICOM series even from NIfTI inputs
+    elif called_aet or calling_aet:
+        raise click.UsageError("--called-aet and --calling-aet go with --send HOST:PORT")
     opts = FuseOptions(
         method=method,
         task=task,
@@ -195,3 +229,20 @@ def command(
         from medfuse.fusion.pipeline import fuse_volumes
 
         fuse_volumes(a, b, out_dir, opts, log=log)
+    if peer is not None:
+        _send(out_dir, peer, quiet, log)
+
+
+def _send(out_dir: str, peer, quiet: bool, log) -> None:
+    """Send OUT/dicom after a successful fusion; a failure leaves OUT as written (exit 7)."""
+    from pathlib import Path
+
+    from medfuse.cli._peer import print_report
+    from medfuse.errors import RemoteError
+    from medfuse.pacs.send import send_folder
+
+    report = send_folder(Path(out_dir) / "dicom", peer, log=log)
+    print_report(report, None, quiet)
+    if not report.ok:
+        raise RemoteError(f"{out_dir} written, but sending failed: {report.failure_line()} "
+                          f"(retry with: medfuse send {out_dir} ...)")

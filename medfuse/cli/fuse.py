@@ -27,8 +27,8 @@ __all__ = ["command"]
     show_default=True,
     metavar="NAME",
     help="A registered fusion method: average, max, laplacian, dwt, guided-filter, "
-    "ecfusion, s3imfusion, network; auto = ECFusion when its shipped weights exist, "
-    "else laplacian.",
+    "ecfusion, s3imfusion, network; auto = a shipped network whose model card shows it "
+    "beating the classical baselines on the validation split, else laplacian.",
 )
 @click.option(
     "--task",

@@ -51,8 +51,8 @@ class FuseOptions:
     """Options of :func:`fuse_volumes` (the ``medfuse fuse`` flags).
 
     Attributes:
-        method: fusion method name, or "auto" (ECFusion when its shipped weights for the task
-            exist, else "laplacian").
+        method: fusion method name, or "auto" (a shipped network when its validation figures
+            beat the classical baselines, see ``_auto_method``; else "laplacian").
         task: "ct-mri" | "pet-mri" | "spect-mri" (inferred from the modalities when None).
         weights: weights file for a network method.
         reference: "a", "b" or "auto" (the anatomical input: the non-functional one, else the MR).
@@ -146,10 +146,28 @@ def infer_task(modality_a: str, modality_b: str) -> str | None:
 
 
 def _auto_method(task: str | None) -> str:
-    from medfuse.nets.pretrained import pretrained_path
+    """The method ``--method auto`` picks for ``task``.
 
-    if task and pretrained_path("ecfusion", task).is_file():
-        return "ecfusion"
+    A shipped network is picked only when its validation figures (``medfuse/weights/quality.json``,
+    the model cards' table) beat every classical baseline on all but at most one of its paper's
+    metrics - the bar of the training issue; otherwise the Laplacian pyramid, the best classical
+    all-rounder on the validation split. ECFusion is tried before S3IMFusion.
+    """
+    import json
+
+    from medfuse.engines.card import PAPER_METRICS, compare
+    from medfuse.nets.pretrained import WEIGHTS_DIR, pretrained_path
+
+    qfile = WEIGHTS_DIR / "quality.json"
+    if not task or not qfile.is_file():
+        return "laplacian"
+    scores = json.loads(qfile.read_text()).get("tasks", {}).get(task, {}).get("profiles", {}).get("paper", {})
+    baselines = {k: v for k, v in scores.items() if k not in PAPER_METRICS}
+    for net in ("ecfusion", "s3imfusion"):
+        if net in scores and baselines and pretrained_path(net, task).is_file():
+            wins = compare(scores[net], {}, baselines, PAPER_METRICS[net])["beats_all_baselines"]
+            if len(wins) >= len(PAPER_METRICS[net]) - 1:
+                return net
     return "laplacian"
 
 

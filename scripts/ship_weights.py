@@ -118,6 +118,19 @@ def deviations(summary: dict, randpatch: bool = False) -> str:
     return "## Deviations from the paper\n\n" + text
 
 
+def merge_quality(old: dict, new: dict) -> dict:
+    """``new``'s tasks, methods and weights laid over ``old`` (both ``bench_quality.py`` outputs)."""
+    for task, q in new["tasks"].items():
+        prev = old["tasks"].setdefault(task, {"weights": {}, "profiles": {}})
+        prev.update({k: v for k, v in q.items() if k not in ("weights", "profiles", "fuse_time_s")})
+        for k in ("weights", "fuse_time_s"):
+            prev.setdefault(k, {}).update(q.get(k, {}))
+        for profile, scores in q["profiles"].items():
+            prev["profiles"].setdefault(profile, {}).update(scores)
+    old["split"] = new.get("split", old.get("split"))
+    return old
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from medfuse.engines.card import render_model_card
@@ -127,14 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", help="run folders of medfuse train")
     p.add_argument("--quality", required=True, help="quality.json of benchmarks/bench_quality.py")
     args = p.parse_args(argv)
-    quality = json.loads(Path(args.quality).read_text())
+    out = WEIGHTS_DIR / "quality.json"
+    merged = merge_quality(json.loads(out.read_text()) if out.is_file() else {"tasks": {}},
+                           json.loads(Path(args.quality).read_text()))
     for run in map(Path, args.runs):
         summary = json.loads((run / "summary.json").read_text())
         net, task = summary["network"], summary["task"]
         src = run / f"{net}-{task}.safetensors"
         dst = WEIGHTS_DIR / src.name
-        q = quality["tasks"][task]
-        if sha256(q["weights"][net]) != sha256(src):
+        q = merged["tasks"][task]
+        if sha256(REPO / q["weights"][net]) != sha256(src):
             raise SystemExit(f"{args.quality}: scored another {net} weights file for {task} than {src}")
         shutil.copyfile(src, dst)
         q["weights"][net] = str(dst.relative_to(REPO))
@@ -142,21 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         extra = overlays(run, net)
         notes = [deviations(summary, randpatch=len(extra) > 1),
                  reproduce(net, task, int(summary["max_epochs"]), extra)]
-        card = render_model_card(summary, quality=q, notes=notes)
-        dst.with_suffix(".md").write_text(card)
+        dst.with_suffix(".md").write_text(render_model_card(summary, quality=q, notes=notes))
         print(f"shipped {dst.relative_to(REPO)} ({dst.stat().st_size / 2**20:.2f} MB) and its card")
-    out = WEIGHTS_DIR / "quality.json"
-    old = json.loads(out.read_text()) if out.is_file() else {"tasks": {}}
-    for task, q in quality["tasks"].items():
-        old["tasks"].setdefault(task, {"weights": {}, "profiles": {}})
-        prev = old["tasks"][task]
-        prev.update({k: v for k, v in q.items() if k not in ("weights", "profiles", "fuse_time_s")})
-        for k in ("weights", "fuse_time_s"):
-            prev.setdefault(k, {}).update(q.get(k, {}))
-        for profile, scores in q["profiles"].items():
-            prev["profiles"].setdefault(profile, {}).update(scores)
-    old["split"] = quality.get("split")
-    out.write_text(json.dumps(old, indent=1) + "\n")
+    out.write_text(json.dumps(merged, indent=1) + "\n")
     return 0
 
 

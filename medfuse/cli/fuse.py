@@ -151,8 +151,7 @@ def command(
     import signal
     import sys
 
-    from medfuse.fusion.folders import is_image_folder
-    from medfuse.fusion.pipeline import FuseOptions
+    from medfuse.fusion.run import fuse_pair, options_from_flags
 
     # a terminated run unwinds like Ctrl-C, so its temporary output folder is removed
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -165,33 +164,25 @@ def command(
         a, b = (str(p) for p in demo_pair())
     elif not (a and b):
         raise click.UsageError("give two inputs A and B (or --demo)")
-    fmt = tuple(f.strip().lower() for f in formats.split(",") if f.strip()) if formats else None
-    opts = FuseOptions(
+    opts = options_from_flags(
         method=method,
         task=task,
         weights=weights,
         reference=reference,
         register=register,
         transform=transform,
-        axis=int(axis) if axis in ("0", "1", "2") else axis,
+        axis=axis,
         device=device,
         batch_size=batch_size,
         window_a=window_a,
         window_b=window_b,
         functional=functional,
-        palette=palette.upper(),
-        formats=fmt,
+        palette=palette,
+        formats=formats,
         overwrite=overwrite,
-        progress=not quiet,
+        quiet=quiet,
         series_a=series_a,
         series_b=series_b,
     )
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))
-    if is_image_folder(a) and is_image_folder(b):
-        from medfuse.fusion.folders import fuse_folders
-
-        fuse_folders(a, b, out_dir, opts, log=log)
-    else:
-        from medfuse.fusion.pipeline import fuse_volumes
-
-        fuse_volumes(a, b, out_dir, opts, log=log)
+    fuse_pair(a, b, out_dir, opts, log=log)

@@ -10,14 +10,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
-    """``python -m medfuse ARGS`` in a subprocess, with this checkout first on the path."""
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a CLI subprocess: this checkout first on the path, plus ``extra``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str,
+    cwd: Path = REPO,
+    timeout: int = 900,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess:
+    """``python -m medfuse ARGS`` in a subprocess, with this checkout first on the path.
+
+    Args:
+        env: the environment (default: :func:`cli_env`).
+        prefix: a command to run it under (e.g. ``("unshare", "-n", ...)``).
+    """
     return subprocess.run(
-        [sys.executable, "-m", "medfuse", *args],
+        [*prefix, sys.executable, "-m", "medfuse", *args],
         cwd=cwd,
-        env=env,
+        env=env or cli_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

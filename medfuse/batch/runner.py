@@ -1,6 +1,7 @@
 """``run_batch``: check a manifest, run its studies on a backend, report.
 
-Flow: :func:`~medfuse.batch.manifest.load_manifest` checks every row before anything runs; the
+Flow: :func:`~medfuse.batch.manifest.load_manifest` checks every row before anything runs;
+:func:`~medfuse.batch.resume.decide_all` skips complete outputs (no worker starts for them); the
 backend runs :func:`~medfuse.batch.worker.run_study` per study (in parallel); a progress bar counts
 studies; the JSON report is rewritten after every finished study (so a killed batch still leaves
 one) and the summary table is printed at the end. SIGINT/SIGTERM stop the batch cleanly: studies
@@ -97,8 +98,9 @@ def run_batch(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from medfuse.batch.backends import get_backend
+    from medfuse.batch.backends import get_backend, not_started, skipped
     from medfuse.batch.manifest import load_manifest
+    from medfuse.batch.resume import decide_all
     from medfuse.batch.report import build_report, summary_table, write_report
 
     studies = [s.to_dict() for s in load_manifest(manifest, defaults)]
@@ -107,7 +109,7 @@ def run_batch(
         threads = max(1, _cpus() // workers)
     report_file = Path(report_path) if report_path else default_report_path(manifest)
     console = console or Console(stderr=True)
-    bk = get_backend(backend, workers=workers, threads=threads, force=force,
+    bk = get_backend(backend, workers=workers, threads=threads,
                      **({"address": address} if backend == "ray" else {}))
     results: dict[int, dict[str, Any]] = {}
     stop, got = threading.Event(), []
@@ -133,19 +135,35 @@ def run_batch(
     )
     task = bar.add_task("studies", total=len(studies), counts="")
 
-    def on_result(res: dict[str, Any]) -> None:
+    def record(res: dict[str, Any]) -> None:
         results[res["row"]] = res
         c = {k: sum(r["status"] == k for r in results.values())
              for k in ("ok", "skipped", "failed")}
         bar.update(task, advance=1, counts=", ".join(f"{v} {k}" for k, v in c.items() if v))
+
+    def on_result(res: dict[str, Any]) -> None:
+        record(res)
         report(final=False)
 
-    bk.start()  # (ray.init installs its own handlers: ours go on after it)
-    try:
-        with _stop_on_signals(stop, got), bar:
-            bk.run(studies, on_result, stop)
-    finally:
-        bk.close()
+    with _stop_on_signals(stop, got), bar:
+        to_run = []
+        for s, d in zip(studies, decide_all(studies, force, threads=max(workers, 4))):
+            notes = [f"removed {d.cleared} temporary folder(s) of an interrupted run"] * bool(d.cleared)
+            if d.action == "skip":
+                record(skipped(s, "; ".join([*notes, "output complete (hashes match)"])))
+            elif d.action == "refuse":
+                record(not_started(s, d.reason, status="failed", exit_code=5))
+            else:
+                notes += [f"redone: {d.reason}"] * (d.action == "redo")
+                to_run.append({**s, "overwrite": d.action == "redo", "note": "; ".join(notes) or None})
+        report(final=False)
+        if to_run and not stop.is_set():
+            bk.start()
+            try:
+                with _stop_on_signals(stop, got):  # again: ray.init sets its own SIGTERM handler
+                    bk.run(to_run, on_result, stop)
+            finally:
+                bk.close()
     rep = report(final=True)
     if progress:
         console.print(summary_table(rep))

@@ -122,14 +122,16 @@ def test_ray_local_instance_in_private_network(tmp_path: Path, stroke_dir: Path,
     assert temp_leftovers(tmp_path / "out") == []
 
 
-def test_killed_batch_resumes_every_study_exactly_once(tmp_path: Path, stroke_dir: Path, tag: str):
+def _three_studies(tmp_path: Path, stroke_dir: Path) -> tuple[Path, list[Path]]:
     rows = _stroke_rows(stroke_dir, [("s1", "FLAIR", "T1")], method="average") + _stroke_rows(
         stroke_dir, [("s2", "T2", "T1"), ("s3", "FLAIR", "T2")], method="laplacian"
     )
-    m = write_csv(tmp_path / "cohort.csv", rows)
-    out = tmp_path / "out"
-    outs = [out / r["id"] for r in rows]
-    with open(tmp_path / "first.log", "w") as log:
+    return write_csv(tmp_path / "cohort.csv", rows), [tmp_path / "out" / r["id"] for r in rows]
+
+
+def _signal_after_first_study(m: Path, outs: list[Path], tag: str, signum: int) -> int:
+    """Run the batch (one worker), send ``signum`` once a study is complete; its return code."""
+    with open(m.with_suffix(".log"), "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "medfuse", "batch", str(m), "--workers", "1"],
             cwd=REPO, env=cli_env(MEDFUSE_TEST_TAG=tag), stdout=log, stderr=log,
@@ -139,13 +141,19 @@ def test_killed_batch_resumes_every_study_exactly_once(tmp_path: Path, stroke_di
             while not any((o / "run.json").exists() for o in outs) and proc.poll() is None:
                 assert time.monotonic() < end, "no study finished"
                 time.sleep(0.05)
-            proc.send_signal(signal.SIGKILL)  # the batch process dies without any clean-up
-            proc.wait(60)
-            assert wait_gone(tag, 120) == [], "workers kept running after the batch was killed"
+            proc.send_signal(signum)
+            proc.wait(120)
+            assert wait_gone(tag, 120) == [], "worker processes kept running"
         finally:
             for pid in tagged_pids(tag):
                 os.kill(pid, signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL
+    return proc.returncode
+
+
+def test_killed_batch_resumes_every_study_exactly_once(tmp_path: Path, stroke_dir: Path, tag: str):
+    m, outs = _three_studies(tmp_path, stroke_dir)
+    # SIGKILL: the batch process dies without any clean-up; its workers notice and stop
+    assert _signal_after_first_study(m, outs, tag, signal.SIGKILL) == -signal.SIGKILL
     done_before = {}
     for o in outs:  # each output is either absent or complete, never partial
         if o.exists():
@@ -160,10 +168,27 @@ def test_killed_batch_resumes_every_study_exactly_once(tmp_path: Path, stroke_di
         assert by[o.name]["status"] == ("skipped" if o.name in done_before else "ok"), by[o.name]
         if o.name in done_before:
             assert (o / "run.json").read_bytes() == done_before[o.name][1]
-    assert sorted(p.name for p in out.iterdir()) == ["s1", "s2", "s3"]  # no temp folder, no copy
+    assert sorted(p.name for p in outs[0].parent.iterdir()) == ["s1", "s2", "s3"]  # no temp, no copy
     assert json.loads((outs[1] / "run.json").read_text())["method"]["method"] == "laplacian"
 
     res = run_cli("batch", str(m), "--workers", "1", "-q")
     assert res.returncode == 0, res.stderr
     rep = json.loads((tmp_path / "cohort.report.json").read_text())
     assert rep["counts"] == {"ok": 0, "skipped": 3, "failed": 0, "interrupted": 0}
+
+
+def test_sigterm_stops_cleanly_and_reports(tmp_path: Path, stroke_dir: Path, tag: str):
+    m, outs = _three_studies(tmp_path, stroke_dir)
+    assert _signal_after_first_study(m, outs, tag, signal.SIGTERM) == 128 + signal.SIGTERM
+    log = m.with_suffix(".log").read_text()
+    assert "medfuse: error: batch stopped by SIGTERM" in log and "Traceback" not in log
+    rep = json.loads((tmp_path / "cohort.report.json").read_text())
+    assert rep["interrupted"] == "SIGTERM" and rep["finished"]
+    for s in rep["studies"]:  # finished ones are complete, the others left nothing
+        o = Path(s["out"])
+        if s["status"] == "ok":
+            assert_complete(o)
+        else:
+            assert s["status"] == "interrupted" and not o.exists(), s
+    assert rep["counts"]["ok"] >= 1
+    assert temp_leftovers(outs[0].parent) == []

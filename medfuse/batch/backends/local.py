@@ -26,15 +26,13 @@ class LocalBackend:
     Args:
         workers: parallel studies (worker processes).
         threads: torch threads per worker.
-        force: redo complete outputs.
     """
 
     name = "local"
 
-    def __init__(self, workers: int, threads: int | None, force: bool = False) -> None:
+    def __init__(self, workers: int, threads: int | None) -> None:
         self.workers = workers
         self.threads = threads
-        self.force = force
         self._pool: ProcessPoolExecutor | None = None
 
     def start(self) -> None:
@@ -63,7 +61,7 @@ class LocalBackend:
 
         assert self._pool is not None
         futures: dict[Future, dict[str, Any]] = {
-            self._pool.submit(run_study, s, self.force, self.threads): s for s in studies
+            self._pool.submit(run_study, s, self.threads): s for s in studies
         }
         pending = set(futures)
         stopping = False
@@ -104,6 +102,5 @@ def _result(f: Future, study: dict[str, Any]) -> dict[str, Any]:
     exc = f.exception()
     if exc is None:
         return f.result()
-    res = not_started(study, f"worker failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
-    res.update(status="failed", exit_code=1)
-    return res
+    line = " ".join(str(exc).split())[:300]
+    return not_started(study, f"worker failed: {type(exc).__name__}: {line}", "failed", 1)

@@ -12,6 +12,7 @@ once per worker. ``ray`` is imported only here, when this backend is chosen.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,11 +26,11 @@ __all__ = ["RayBackend", "ray_study"]
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2
 
 
-def ray_study(study: dict[str, Any], force: bool, threads: int | None) -> dict[str, Any]:
+def ray_study(study: dict[str, Any], threads: int | None) -> dict[str, Any]:
     """The Ray task: :func:`medfuse.batch.worker.run_study` in a Ray worker process."""
     from medfuse.batch.worker import run_study
 
-    return run_study(study, force, threads)
+    return run_study(study, threads)
 
 
 class RayBackend:
@@ -38,18 +39,16 @@ class RayBackend:
     Args:
         workers: CPUs of the local instance (ignored with ``address``).
         threads: CPUs (torch threads) per task.
-        force: redo complete outputs.
         address: a running cluster (``ray://HOST:10001`` or ``HOST:6379``); None starts Ray locally.
     """
 
     name = "ray"
 
     def __init__(
-        self, workers: int, threads: int | None, force: bool = False, address: str | None = None
+        self, workers: int, threads: int | None, address: str | None = None
     ) -> None:
         self.workers = workers
         self.threads = threads or 1
-        self.force = force
         self.address = address
         self._ray: Any = None
         self._gpus = 0.0
@@ -76,8 +75,13 @@ class RayBackend:
                 )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.address or "a local instance"
+            hint = (
+                "; a cluster started by `ray start` uses token authentication: set "
+                "RAY_AUTH_MODE=token and copy its ~/.ray/auth_token (docs/batch.md)"
+                if self.address and "RAY_AUTH_MODE" not in os.environ else ""
+            )
             raise RemoteError(
-                f"ray: cannot start or reach {where} ({' '.join(str(exc).split())[:200]})"
+                f"ray: cannot start or reach {where} ({' '.join(str(exc).split())[:200]}){hint}"
             ) from None
         self._ray = ray
         self._gpus = float(ray.cluster_resources().get("GPU", 0))
@@ -110,7 +114,7 @@ class RayBackend:
             opts = task.options(
                 num_cpus=self.threads, num_gpus=1 if self._wants_gpu(s) else 0, max_retries=0
             )
-            refs[opts.remote(s, self.force, self.threads)] = s
+            refs[opts.remote(s, self.threads)] = s
         pending = list(refs)
         stopping = False
         while pending:
@@ -129,9 +133,8 @@ class RayBackend:
         except ray.exceptions.TaskCancelledError:
             return not_started(study)
         except ray.exceptions.RayError as exc:
-            res = not_started(study, f"ray: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
-            res.update(status="failed", exit_code=7)
-            return res
+            line = " ".join(str(exc).split())[:300]
+            return not_started(study, f"ray: {type(exc).__name__}: {line}", "failed", 7)
 
     def close(self) -> None:
         """Disconnect (and stop the local instance this backend started)."""

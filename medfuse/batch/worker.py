@@ -49,9 +49,7 @@ def setup_process(threads: int | None) -> None:
     global _SETUP
     if _SETUP:
         return
-    if threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(threads)
+    _thread_env(threads)
     import importlib
 
     import torch
@@ -97,7 +95,12 @@ def init_worker(threads: int | None, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_term)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    if threads:  # before torch is imported
+    _thread_env(threads)
+
+
+def _thread_env(threads: int | None) -> None:
+    """OpenMP/MKL thread counts for torch (effective when set before torch is imported)."""
+    if threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(threads)
 

@@ -39,3 +39,14 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def random_ecfusion(path: Path, task: str, seed: int) -> Path:
+    """A small randomly initialised ECFusion saved with save_weights (for the network path)."""
+    import torch
+
+    from medfuse.nets import get_network, save_weights
+
+    torch.manual_seed(seed)
+    kw = {"features": 4, "num_blocks": 2, "taps": [1, 2], "token_channels": [8, 4]}
+    return save_weights(get_network("ecfusion", **kw), path, "ecfusion", kwargs=kw, task=task)

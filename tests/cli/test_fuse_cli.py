@@ -19,18 +19,10 @@ from PIL import Image
 
 from medfuse.cli import cli
 from medfuse.io import load_volume
+from tests.helpers import random_ecfusion as _random_ecfusion
 from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _random_ecfusion(path: Path, task: str, seed: int) -> Path:
-    """A small randomly initialised ECFusion saved with save_weights (for the network path)."""
-    from medfuse.nets import get_network, save_weights
-
-    torch.manual_seed(seed)
-    kw = {"features": 4, "num_blocks": 2, "taps": [1, 2], "token_channels": [8, 4]}
-    return save_weights(get_network("ecfusion", **kw), path, "ecfusion", kwargs=kw, task=task)
 
 
 def _invoke(*args: str):

@@ -94,7 +94,8 @@ def _rows_csv(path: Path) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any
     for n, rec in enumerate(reader, start=1):
         where = f"{path}: row {n} (line {reader.line_num})"
         if None in rec:
-            raise InputError(f"{where}: {len(header) + len(rec[None])} values for {len(header)} columns")
+            n_values = len(header) + len(rec[None])
+            raise InputError(f"{where}: {n_values} values for {len(header)} columns")
         rows.append((where, {k: v for k, v in rec.items() if v is not None}))
     return {}, rows
 
@@ -123,7 +124,9 @@ def _rows_json(path: Path) -> tuple[dict[str, Any], list[tuple[str, dict[str, An
     for n, rec in enumerate(data, start=1):
         where = f"{path}: row {n}"
         if not isinstance(rec, dict):
-            raise InputError(f"{where}: expected an object with a, b, out, got {type(rec).__name__}")
+            raise InputError(
+                f"{where}: expected an object with a, b, out, got {type(rec).__name__}"
+            )
         rows.append((where, rec))
     return defaults, rows
 

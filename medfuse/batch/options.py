@@ -74,7 +74,7 @@ def convert_option(key: str, value: Any) -> tuple[str, Any]:
 
 
 def absolute_paths(flags: dict[str, Any], base: str | os.PathLike) -> dict[str, Any]:
-    """``flags`` with path-valued options (``weights``, ``transform``) made absolute from ``base``."""
+    """``flags`` with the path options (``weights``, ``transform``) made absolute from ``base``."""
     paths = {p.name for p in fuse_options() if isinstance(p.type, click.Path)}
     out = dict(flags)
     for k, v in flags.items():

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Decision", "decide", "decide_all", "clear_stale_temps"]
+__all__ = ["Decision", "decide", "decide_all", "plan", "clear_stale_temps"]
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Decision:
 
 
 def clear_stale_temps(out: str | os.PathLike) -> int:
-    """Remove the temporary siblings of ``out`` a killed run left (``.NAME.tmp-*``, ``.NAME.old-*``).
+    """Remove the temporary siblings of ``out`` a killed run left (``.NAME.tmp-*``/``.old-*``).
 
     Only one batch may write an output folder at a time (the manifest check keeps rows distinct).
 
@@ -87,7 +87,8 @@ def decide(study: dict[str, Any], force: bool = False) -> Decision:
     try:
         return _decide(study, force)
     except OSError as exc:
-        return Decision("refuse", f"{study['out']}: cannot check the output folder ({exc.strerror})")
+        why = f"{study['out']}: cannot check the output folder ({exc.strerror})"
+        return Decision("refuse", why)
 
 
 def _decide(study: dict[str, Any], force: bool) -> Decision:
@@ -119,3 +120,28 @@ def decide_all(studies: list[dict[str, Any]], force: bool, threads: int = 4) -> 
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         return list(pool.map(lambda s: decide(s, force), studies))
+
+
+def plan(
+    studies: list[dict[str, Any]], force: bool, threads: int = 4
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split the studies into settled results and the ones to run.
+
+    Returns:
+        ``(settled, to_run)``: results for the skipped and refused studies; the studies to run,
+        each with ``overwrite`` (replace the old output) and ``note`` (for the report) added.
+    """
+    from medfuse.batch.backends import not_started, skipped
+
+    settled, to_run = [], []
+    for s, d in zip(studies, decide_all(studies, force, threads)):
+        notes = [f"removed {d.cleared} temporary folder(s) of an interrupted run"] * (d.cleared > 0)
+        if d.action == "skip":
+            settled.append(skipped(s, "; ".join([*notes, "output complete (hashes match)"])))
+        elif d.action == "refuse":
+            settled.append(not_started(s, d.reason, status="failed", exit_code=5))
+        else:
+            if d.action == "redo":
+                notes.append(f"redone: {d.reason}")
+            to_run.append({**s, "overwrite": d.action == "redo", "note": "; ".join(notes) or None})
+    return settled, to_run

@@ -15,9 +15,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 __all__ = ["run_batch", "default_workers", "default_report_path"]
 
@@ -98,10 +99,10 @@ def run_batch(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from medfuse.batch.backends import get_backend, not_started, skipped
+    from medfuse.batch.backends import get_backend
     from medfuse.batch.manifest import load_manifest
-    from medfuse.batch.resume import decide_all
     from medfuse.batch.report import build_report, summary_table, write_report
+    from medfuse.batch.resume import plan
 
     studies = [s.to_dict() for s in load_manifest(manifest, defaults)]
     workers = workers or default_workers(len(studies))[0]
@@ -146,16 +147,9 @@ def run_batch(
         report(final=False)
 
     with _stop_on_signals(stop, got), bar:
-        to_run = []
-        for s, d in zip(studies, decide_all(studies, force, threads=max(workers, 4))):
-            notes = [f"removed {d.cleared} temporary folder(s) of an interrupted run"] * bool(d.cleared)
-            if d.action == "skip":
-                record(skipped(s, "; ".join([*notes, "output complete (hashes match)"])))
-            elif d.action == "refuse":
-                record(not_started(s, d.reason, status="failed", exit_code=5))
-            else:
-                notes += [f"redone: {d.reason}"] * (d.action == "redo")
-                to_run.append({**s, "overwrite": d.action == "redo", "note": "; ".join(notes) or None})
+        settled, to_run = plan(studies, force, threads=max(workers, 4))
+        for res in settled:
+            record(res)
         report(final=False)
         if to_run and not stop.is_set():
             bk.start()

@@ -27,7 +27,9 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def output_hashes(folder: str | os.PathLike, exclude: tuple[str, ...] = (RUN_JSON,)) -> dict[str, str]:
+def output_hashes(
+    folder: str | os.PathLike, exclude: tuple[str, ...] = (RUN_JSON,)
+) -> dict[str, str]:
     """``{relative/path: sha256}`` of every file under ``folder`` (sorted), but ``exclude``."""
     root = Path(folder)
     out = {}

@@ -74,7 +74,9 @@ BAD = [
 
 
 @pytest.mark.parametrize("name,text,message", BAD, ids=[m for _, _, m in BAD])
-def test_bad_manifest_is_one_line_and_nothing_runs(tmp_path: Path, name: str, text: str, message: str):
+def test_bad_manifest_is_one_line_and_nothing_runs(
+    tmp_path: Path, name: str, text: str, message: str
+):
     m = _write(tmp_path / name, text)
     res = CliRunner().invoke(cli, ["batch", str(m), "--method", "average"])
     assert res.exit_code == 3, res.output

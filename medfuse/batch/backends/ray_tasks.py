@@ -124,7 +124,7 @@ class RayBackend:
             if stop.is_set() and not stopping:
                 stopping = True
                 for ref in pending:
-                    ray.cancel(ref)  # KeyboardInterrupt in a running task: its temp folder is removed
+                    ray.cancel(ref)  # a running task gets KeyboardInterrupt: temp folder removed
 
     def _result(self, ref: Any, study: dict[str, Any]) -> dict[str, Any]:
         ray = self._ray

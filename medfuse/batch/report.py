@@ -48,10 +48,21 @@ def build_report(
 
 
 def write_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``report`` as JSON to ``path`` atomically (temporary file, then rename)."""
+    """Write ``report`` as JSON to ``path`` atomically (temporary file, then rename).
+
+    Raises:
+        OutputError: the report's folder cannot be written.
+    """
+    from medfuse.errors import OutputError
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise OutputError(
+            f"{p}: cannot write the batch report ({exc.strerror}); choose another --report PATH"
+        ) from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(report, f, indent=2, default=str)

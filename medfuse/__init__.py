@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "io", "transforms", "nets", "losses", "metrics", "engines", "fusion", "registration", "cli",
+    "bundle", "integrations",
 }
 
 __all__ = [

@@ -11,11 +11,34 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment of a CLI subprocess: this checkout first on the path, plus ``extra``."""
+    """The environment of a subprocess: this checkout first on the path, plus ``extra``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
+
+
+def run_python(
+    *args: str,
+    cwd: Path = REPO,
+    timeout: int = 900,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess:
+    """``python ARGS`` in a subprocess, with this checkout first on the path.
+
+    Args:
+        env: the environment (default: :func:`cli_env`).
+        prefix: a command to run it under (e.g. ``("unshare", "-n", ...)``).
+    """
+    return subprocess.run(
+        [*prefix, sys.executable, *args],
+        cwd=cwd,
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def run_cli(
@@ -25,20 +48,8 @@ def run_cli(
     env: dict[str, str] | None = None,
     prefix: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
-    """``python -m medfuse ARGS`` in a subprocess, with this checkout first on the path.
-
-    Args:
-        env: the environment (default: :func:`cli_env`).
-        prefix: a command to run it under (e.g. ``("unshare", "-n", ...)``).
-    """
-    return subprocess.run(
-        [*prefix, sys.executable, "-m", "medfuse", *args],
-        cwd=cwd,
-        env=env or cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """``python -m medfuse ARGS`` in a subprocess (see :func:`run_python`)."""
+    return run_python("-m", "medfuse", *args, cwd=cwd, timeout=timeout, env=env, prefix=prefix)
 
 
 def random_ecfusion(path: Path, task: str, seed: int) -> Path:

@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PAPER_REFERENCES", "PAPER_TARGETS", "main", "render_model_card"]
+__all__ = ["PAPER_METRICS", "PAPER_REFERENCES", "PAPER_TARGETS", "compare", "main", "quality_section",
+           "render_model_card"]
 
 #: The papers' own rows (ECFusion Tables 1-3 in the ``paper`` metric profile; S3IMFusion Tables
 #: 1-2 on its own 21-pair CT-MRI split, partly different conventions), as collected in
@@ -36,6 +37,12 @@ PAPER_TARGETS: dict[str, dict[str, dict[str, float]]] = {
         "spect-mri": {"EN": 5.984, "AG": 12.648, "MI": 3.791, "SSIM": 0.925, "PSNR": 62.927, "Qabf": 0.614,
                       "SCD": 1.245, "SF": 43.484},
     },
+}
+
+#: the metrics of each paper's tables, in their order.
+PAPER_METRICS: dict[str, tuple[str, ...]] = {
+    "ecfusion": ("MI", "Qabf", "VIF", "SSIM", "Qcb", "Qcv"),
+    "s3imfusion": ("EN", "AG", "MI", "SSIM", "SF", "PSNR", "Qabf", "SCD"),
 }
 
 PAPER_REFERENCES: dict[str, str] = {
@@ -56,8 +63,97 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return lines
 
 
+def _better(metric: str, x: float, y: float) -> bool:
+    from medfuse.metrics.profiles import higher_is_better
+
+    return x > y if higher_is_better(metric) else x < y
+
+
+def compare(model: Mapping[str, float], paper: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
+            metrics: Sequence[str]) -> dict[str, Any]:
+    """How a model's means stand against the paper's row and against every baseline.
+
+    Args:
+        model: ``{metric: mean}`` of the model.
+        paper: ``{metric: value}`` of the paper (metrics it lacks are left out).
+        baselines: ``{method: {metric: mean}}``.
+        metrics: the metrics to compare.
+
+    Returns:
+        ``{"reaches_paper": [...], "short_of_paper": {metric: (model, paper, relative gap)},
+        "beats_all_baselines": [...], "lost_to": {metric: [methods]}}``; "reaching" means equal
+        or better in the metric's direction (Qcv: lower).
+    """
+    reach, short, beats, lost = [], {}, [], {}
+    for m in metrics:
+        if m not in model:
+            continue
+        if m in paper:
+            if _better(m, paper[m], model[m]):
+                short[m] = (model[m], paper[m], (model[m] - paper[m]) / abs(paper[m]))
+            else:
+                reach.append(m)
+        losers = [b for b, v in baselines.items() if m in v and not _better(m, model[m], v[m])]
+        if losers:
+            lost[m] = losers
+        else:
+            beats.append(m)
+    return {"reaches_paper": reach, "short_of_paper": short, "beats_all_baselines": beats, "lost_to": lost}
+
+
+def quality_section(net: str, task: str, quality: Mapping[str, Any], paper: Mapping[str, float] | None = None,
+                    name: str | None = None) -> list[str]:
+    """Markdown lines: the validation-split quality table (benchmarks/bench_quality.py output).
+
+    Args:
+        net: network name (selects the paper's metrics, :data:`PAPER_METRICS`).
+        task: task name.
+        quality: ``quality.json["tasks"][task]`` of ``benchmarks/bench_quality.py``.
+        paper: the paper's row (default: :data:`PAPER_TARGETS`).
+        name: the model's column in ``quality`` (default: ``net``).
+    """
+    name = name or net
+    paper = dict(paper if paper is not None else PAPER_TARGETS.get(net, {}).get(task, {}))
+    metrics = PAPER_METRICS.get(net, tuple(paper))
+    profiles = quality.get("profiles", {})
+    lines = ["## Quality on the validation split", "",
+             f"{quality.get('pairs')} validation pairs, fused in paper-style folder mode (8-bit PNG, the "
+             "fused luma for colour tasks) and scored with `medfuse evaluate`; reproduce with "
+             f"`python benchmarks/bench_quality.py --task {task}`. The paper row is the paper's own table on its "
+             "test set (not in ../shared/data): a like-for-like metric convention (`paper` profile) on "
+             "different images.", ""]
+    for profile in ("paper", "vifb"):
+        scores = profiles.get(profile)
+        if not scores or name not in scores:
+            continue
+        rows = [[f"**{name} (this model)**", *[scores[name].get(m) for m in metrics]]]
+        if profile == "paper" and paper:
+            rows.append(["paper (its test set)", *[paper.get(m) for m in metrics]])
+        base = {k: v for k, v in scores.items() if k != name and k not in ("ecfusion", "s3imfusion")}
+        rows += [[k, *[v.get(m) for m in metrics]] for k, v in base.items()]
+        lines += [f"Profile `{profile}`" + (" (the conventions of the ECFusion paper's tables, "
+                  "../shared/reference/PAPER_CONVENTIONS.md)" if profile == "paper" else
+                  " (VIFB toolbox; the profile of the training validation)") + ":", ""]
+        lines += _table(["", *[m + (" (lower)" if m == "Qcv" else "") for m in metrics]], rows)
+        lines.append("")
+        if profile == "paper":
+            c = compare(scores[name], paper, base, metrics)
+            n_paper = len([m for m in metrics if m in paper])
+            lines.append(f"- Paper's row reached on {len(c['reaches_paper'])} of {n_paper} metrics"
+                         + (f" ({', '.join(c['reaches_paper'])})" if c["reaches_paper"] else "") + ".")
+            for m, (mv, pv, gap) in c["short_of_paper"].items():
+                lines.append(f"  - {m}: {_fmt(mv)} vs {_fmt(pv)} ({gap:+.1%}).")
+            lines.append(f"- Beats every classical baseline on {len(c['beats_all_baselines'])} of {len(metrics)} "
+                         "metrics" + (f" ({', '.join(c['beats_all_baselines'])})" if c["beats_all_baselines"]
+                                      else "") + f" (target: {len(metrics) - 1}).")
+            for m, who in c["lost_to"].items():
+                lines.append(f"  - {m}: not better than {', '.join(who)}.")
+            lines.append("")
+    return lines
+
+
 def render_model_card(summary: Mapping[str, Any], paper: Mapping[str, float] | None = None,
-                      notes: Sequence[str] = ()) -> str:
+                      notes: Sequence[str] = (), quality: Mapping[str, Any] | None = None) -> str:
     """A Markdown model card for a run.
 
     Args:
@@ -65,6 +161,8 @@ def render_model_card(summary: Mapping[str, Any], paper: Mapping[str, float] | N
         paper: the paper's figures for this task (default: :data:`PAPER_TARGETS` of the network
             and task, when known).
         notes: extra paragraphs (e.g. test-set results scored afterwards).
+        quality: ``quality.json["tasks"][task]`` of ``benchmarks/bench_quality.py`` (adds the
+            validation-split table with the paper row and the classical baselines).
 
     Returns:
         the card text (ends with a newline).
@@ -109,6 +207,8 @@ def render_model_card(summary: Mapping[str, Any], paper: Mapping[str, float] | N
                   "the validation row: different images, and the paper's conventions (e.g. MI in bits, mean "
                   "SSIM) may differ from this profile's; score the paper's test pairs with "
                   "`medfuse evaluate --profile paper` for a like-for-like comparison."]
+    if quality:
+        lines += [""] + quality_section(net, task, quality, paper)
     for n in notes:
         lines += ["", str(n)]
     lines += ["", "## Intended use", "",
@@ -117,11 +217,21 @@ def render_model_card(summary: Mapping[str, Any], paper: Mapping[str, float] | N
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m medfuse.engines.card SUMMARY.json``: print the card of a run."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        raise SystemExit("usage: python -m medfuse.engines.card RUN/summary.json")
-    sys.stdout.write(render_model_card(json.loads(Path(args[0]).read_text())))
+    """``python -m medfuse.engines.card SUMMARY.json [--quality Q.json] [--notes N.md]``: print a card."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m medfuse.engines.card", description="Render a model card.")
+    p.add_argument("summary", help="RUN/summary.json of medfuse train")
+    p.add_argument("--quality", help="quality.json of benchmarks/bench_quality.py")
+    p.add_argument("--notes", action="append", default=[], help="Markdown file appended to the card")
+    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    summary = json.loads(Path(args.summary).read_text())
+    quality = None
+    if args.quality:
+        tasks = json.loads(Path(args.quality).read_text()).get("tasks", {})
+        quality = tasks.get(str(summary.get("task")))
+    notes = [Path(n).read_text().strip() for n in args.notes]
+    sys.stdout.write(render_model_card(summary, notes=notes, quality=quality))
 
 
 if __name__ == "__main__":

@@ -131,7 +131,10 @@ def load_weights(path: str | Path, network: str | None = None, device: str | tor
         raise WeightsError(f"{path}: the file does not say which network it holds; pass the network name")
     if name not in list_networks():
         raise WeightsError(f"{path}: unknown network {name!r} (known: {', '.join(list_networks())})")
-    model = get_network(name, **{**meta.get("kwargs", {}), **kwargs})
+    try:
+        model = get_network(name, **{**meta.get("kwargs", {}), **kwargs})
+    except TypeError as exc:  # hyper-parameters recorded for another network
+        raise WeightsError(f"{path}: weights do not match network {name!r}: {_first_line(exc)}") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

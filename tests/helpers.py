@@ -11,19 +11,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a subprocess: this checkout first on the path, plus ``extra``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
 def run_python(
-    *args: str, cwd: Path = REPO, timeout: int = 900, prefix: Sequence[str] = ()
+    *args: str,
+    cwd: Path = REPO,
+    timeout: int = 900,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
 ) -> subprocess.CompletedProcess:
     """``python ARGS`` in a subprocess, with this checkout first on the path.
 
-    ``prefix`` goes before the interpreter (e.g. ``nsenter --net=...`` to run in a namespace).
+    Args:
+        env: the environment (default: :func:`cli_env`).
+        prefix: a command to run it under (e.g. ``("unshare", "-n", ...)``).
     """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
         [*prefix, sys.executable, *args],
         cwd=cwd,
-        env=env,
+        env=env or cli_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -31,10 +43,14 @@ def run_python(
 
 
 def run_cli(
-    *args: str, cwd: Path = REPO, timeout: int = 900, prefix: Sequence[str] = ()
+    *args: str,
+    cwd: Path = REPO,
+    timeout: int = 900,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
 ) -> subprocess.CompletedProcess:
-    """``python -m medfuse ARGS`` in a subprocess, with this checkout first on the path."""
-    return run_python("-m", "medfuse", *args, cwd=cwd, timeout=timeout, prefix=prefix)
+    """``python -m medfuse ARGS`` in a subprocess (see :func:`run_python`)."""
+    return run_python("-m", "medfuse", *args, cwd=cwd, timeout=timeout, env=env, prefix=prefix)
 
 
 def random_ecfusion(path: Path, task: str, seed: int) -> Path:

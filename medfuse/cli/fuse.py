@@ -173,7 +173,7 @@ def command(
     import sys
 
     from medfuse.fusion.folders import is_image_folder
-    from medfuse.fusion.pipeline import FuseOptions
+    from medfuse.fusion.run import fuse_pair, options_from_flags
 
     # a terminated run unwinds like Ctrl-C, so its temporary output folder is removed
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -200,35 +200,28 @@ def command(
         fmt = fmt or ("dicom", "nifti", "png")  # a DICOM series even from NIfTI inputs
     elif called_aet or calling_aet:
         raise click.UsageError("--called-aet and --calling-aet go with --send HOST:PORT")
-    opts = FuseOptions(
+    opts = options_from_flags(
         method=method,
         task=task,
         weights=weights,
         reference=reference,
         register=register,
         transform=transform,
-        axis=int(axis) if axis in ("0", "1", "2") else axis,
+        axis=axis,
         device=device,
         batch_size=batch_size,
         window_a=window_a,
         window_b=window_b,
         functional=functional,
-        palette=palette.upper(),
+        palette=palette,
         formats=fmt,
         overwrite=overwrite,
-        progress=not quiet,
+        quiet=quiet,
         series_a=series_a,
         series_b=series_b,
     )
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))
-    if is_image_folder(a) and is_image_folder(b):
-        from medfuse.fusion.folders import fuse_folders
-
-        fuse_folders(a, b, out_dir, opts, log=log)
-    else:
-        from medfuse.fusion.pipeline import fuse_volumes
-
-        fuse_volumes(a, b, out_dir, opts, log=log)
+    fuse_pair(a, b, out_dir, opts, log=log)
     if peer is not None:
         _send(out_dir, peer, quiet, log)
 

@@ -17,10 +17,20 @@ import torch
 
 from medfuse.errors import InputError
 
-__all__ = ["FusionMethod", "METHODS", "register_method", "get_method", "list_methods"]
+__all__ = [
+    "FusionMethod",
+    "METHODS",
+    "register_method",
+    "get_method",
+    "list_methods",
+    "enable_method_cache",
+]
 
 #: method name -> class (filled by :func:`register_method`).
 METHODS: dict[str, type[FusionMethod]] = {}
+
+#: built trained-network methods kept for reuse in this process (None: no caching).
+_CACHE: dict[tuple[Any, ...], FusionMethod] | None = None
 
 
 class FusionMethod:
@@ -107,4 +117,35 @@ def get_method(name: str, device: str | torch.device = "cpu", **options: Any) ->
     key = str(name).lower()
     if key not in METHODS:
         raise InputError(f"unknown fusion method '{name}' (known: {', '.join(names)})")
-    return METHODS[key](device=device, **options)
+    cls = METHODS[key]
+    if _CACHE is None or not cls.needs_weights:
+        return cls(device=device, **options)
+    ck = (key, str(torch.device(device)), *_options_key(options))
+    if ck not in _CACHE:
+        _CACHE[ck] = cls(device=device, **options)
+    return _CACHE[ck]
+
+
+def enable_method_cache(enabled: bool = True) -> None:
+    """Keep the trained-network methods :func:`get_method` builds, for reuse in this process.
+
+    Batch workers (``medfuse batch``) enable it so that a network's weights load once per worker,
+    not once per study. Methods are cached per name, device and options; a weights file is keyed
+    by its path, size and modification time, so a replaced file is loaded again.
+    """
+    global _CACHE
+    _CACHE = {} if enabled else None
+
+
+def _options_key(options: dict[str, Any]) -> tuple[Any, ...]:
+    import os
+
+    key: list[Any] = [repr(sorted(options.items()))]
+    weights = options.get("weights")
+    if weights:
+        try:
+            st = os.stat(weights)
+            key += [st.st_size, st.st_mtime_ns]
+        except OSError:
+            pass
+    return tuple(key)

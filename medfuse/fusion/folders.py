@@ -119,6 +119,7 @@ def fuse_folders(
     from medfuse.fusion.pipeline import FuseOptions, _auto_method, _Stages, _versions
     from medfuse.fusion.slices import fuse_slices, resolve_device
     from medfuse.io.atomic import AtomicOutputDir, check_output_dir
+    from medfuse.io.checksums import output_hashes
     from medfuse.io.writers import to_uint8, write_png
     from medfuse.transforms.colour import colourise, rgb_to_ycbcr, ycbcr_to_rgb
 
@@ -242,6 +243,7 @@ def fuse_folders(
             "method": method.info(),
             "device": str(device),
             "outputs": ["fused/"] + (["rgb/"] if colour else []) + ["run.json"],
+            "output_sha256": output_hashes(tmp),
             "timings_s": dict(st.times),
             "versions": _versions(),
             "options": {k: v for k, v in asdict(opt).items() if k != "progress"},

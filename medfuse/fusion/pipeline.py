@@ -370,6 +370,7 @@ def fuse_volumes(
     from medfuse.fusion.slices import auto_batch_size, fuse_slices, resolve_device
     from medfuse.io import load_volume
     from medfuse.io.atomic import AtomicOutputDir, check_output_dir
+    from medfuse.io.checksums import output_hashes
     from medfuse.registration import field_of_view_overlap, write_transform
     from medfuse.transforms import ExtractSlices, ResampleToReference, StackSlices
     from medfuse.transforms.colour import colourise, palette_lut, rgb_to_ycbcr, ycbcr_to_rgb
@@ -616,6 +617,7 @@ def fuse_volumes(
             "windows": {"a": wins[0], "b": wins[1]},
             "formats": list(formats),
             "outputs": files + ["run.json"],
+            "output_sha256": output_hashes(tmp),
             "timings_s": dict(st.times),
             "versions": _versions(),
             "options": {k: v for k, v in asdict(opt).items() if k not in ("progress",)},

@@ -12,7 +12,6 @@ and PyTorch checkpoints (``.pt``/``.pth``, as written by the training engine) wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -40,11 +39,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 def sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file (recorded in run.json and model cards)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from medfuse.io.checksums import file_sha256
+
+    return file_sha256(path)
 
 
 def pretrained_path(network: str, task: str) -> Path:

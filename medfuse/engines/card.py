@@ -139,8 +139,11 @@ def quality_section(net: str, task: str, quality: Mapping[str, Any], paper: Mapp
         if profile == "paper":
             c = compare(scores[name], paper, base, metrics)
             n_paper = len([m for m in metrics if m in paper])
-            lines.append(f"- Paper's row reached on {len(c['reaches_paper'])} of {n_paper} metrics"
-                         + (f" ({', '.join(c['reaches_paper'])})" if c["reaches_paper"] else "") + ".")
+            if n_paper:
+                lines.append(f"- Paper's row reached on {len(c['reaches_paper'])} of {n_paper} metrics"
+                             + (f" ({', '.join(c['reaches_paper'])})" if c["reaches_paper"] else "") + ".")
+            else:
+                lines.append("- The paper has no table for this task.")
             for m, (mv, pv, gap) in c["short_of_paper"].items():
                 lines.append(f"  - {m}: {_fmt(mv)} vs {_fmt(pv)} ({gap:+.1%}).")
             lines.append(f"- Beats every classical baseline on {len(c['beats_all_baselines'])} of {len(metrics)} "

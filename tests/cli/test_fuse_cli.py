@@ -384,7 +384,12 @@ def test_unwritable_output_folder(tmp_path: Path, stroke_dir: Path):
         assert list(ro.iterdir()) == []
 
 
-def test_network_method_without_weights(tmp_path: Path, stroke_dir: Path):
+def test_network_method_without_weights(tmp_path: Path, stroke_dir: Path, monkeypatch):
+    import medfuse.nets.pretrained as pretrained
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", empty)  # an install without shipped weights
     out = tmp_path / "out"
     res = _invoke(
         str(stroke_dir / "T2.nii.gz"),

@@ -85,7 +85,10 @@ def test_fuse_slices_batches_match_one_batch(ct_mri_pair):
     assert auto_batch_size(m, 256, 256, 3) == 3
 
 
-def test_network_methods_without_weights_fail_with_one_clear_line():
+def test_network_methods_without_weights_fail_with_one_clear_line(tmp_path, monkeypatch):
+    import medfuse.nets.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)  # an install without shipped weights
     with pytest.raises(WeightsError) as exc:
         get_method("ecfusion", task="ct-mri")
     msg = str(exc.value)

@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 import sys
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(src, dst)
         q["weights"][net] = str(dst.relative_to(REPO))
         summary["files"]["weights"] = str(dst.relative_to(REPO))
+        with open(run / "metrics.csv", newline="") as f:  # every session's epochs (a run may be resumed)
+            summary["epoch_time_total_s"] = sum(float(r["epoch_time_s"]) for r in csv.DictReader(f))
         extra = overlays(run, net)
         notes = [deviations(summary, randpatch=len(extra) > 1),
                  reproduce(net, task, int(summary["max_epochs"]), extra)]

@@ -189,7 +189,11 @@ def render_model_card(summary: Mapping[str, Any], paper: Mapping[str, float] | N
         ("hardware", hw.get("gpu") or f"CPU ({hw.get('processor', '?')}, {hw.get('torch_threads', '?')} threads)"),
         ("software", f"torch {hw.get('torch', '?')}, MONAI {hw.get('monai', '?')}, ignite {hw.get('ignite', '?')}"),
         ("wall time", f"{summary.get('wall_time_s')} s (training {summary.get('train_time_s')} s, "
-                      f"{summary.get('seconds_per_iteration')} s/iteration)"),
+                      f"{summary.get('seconds_per_iteration')} s/iteration)"
+                      + (f"; resumed after epoch {summary['resumed_from_epoch']}: these figures are the last "
+                         "session's" + (f", all epochs trained in {summary['epoch_time_total_s']:.0f} s"
+                                        if summary.get("epoch_time_total_s") else "")
+                         if summary.get("resumed_from_epoch") else "")),
         ("weights", f"`{files.get('weights')}` (sha256 `{files.get('weights_sha256')}`)"),
     ]
     lines += _table(["", ""], facts)

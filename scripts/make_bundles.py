@@ -25,11 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 def shipped_weights(weights_dir: Path) -> dict[str, Path]:
     """Bundle name -> weights file, for every ``*.safetensors`` in ``weights_dir``."""
     from medfuse.bundle import bundle_name
-    from medfuse.nets.pretrained import _read
+    from medfuse.nets.pretrained import read_weights
 
     out = {}
     for path in sorted(weights_dir.glob("*.safetensors")):
-        _, meta = _read(path)
+        _, meta = read_weights(path)
         network = meta.get("network") or path.stem.split("-", 1)[0]
         out[bundle_name(network, meta.get("task") or None)] = path
     return out

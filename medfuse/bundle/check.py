@@ -21,7 +21,7 @@ def bundle_problems(bundle_dir: str | Path, weights: str | Path) -> list[str]:
     import torch
 
     from medfuse.nets import NETWORKS
-    from medfuse.nets.pretrained import _read, sha256
+    from medfuse.nets.pretrained import read_weights, sha256
 
     from .export import inference_config
     from .schema import metadata_errors
@@ -33,7 +33,7 @@ def bundle_problems(bundle_dir: str | Path, weights: str | Path) -> list[str]:
     problems: list[str] = []
     meta = json.loads((root / "configs/metadata.json").read_text())
     problems += [f"{root}/configs/metadata.json: {e}" for e in metadata_errors(meta)]
-    state, wmeta = _read(weights)
+    state, wmeta = read_weights(weights)
     rec = meta.get("medfuse", {})
     digest = sha256(weights)
     if rec.get("weights_sha256") != digest:

@@ -279,7 +279,7 @@ def export_bundle(
     from medfuse.errors import WeightsError
     from medfuse.io.atomic import AtomicOutputDir, check_output_dir
     from medfuse.nets import NETWORKS, TASKS
-    from medfuse.nets.pretrained import _read, load_weights, pretrained_path, sha256
+    from medfuse.nets.pretrained import read_weights, load_weights, pretrained_path, sha256
 
     out = check_output_dir(out_dir, overwrite)
     if weights is None:
@@ -292,7 +292,7 @@ def export_bundle(
             raise WeightsError(f"{weights}: no shipped weights for {network} on {task}; pass --weights FILE")
     weights = Path(weights)
     model = load_weights(weights, network=network)  # validates file, network and state dict
-    _, meta = _read(weights)
+    _, meta = read_weights(weights)
     network = (network or meta.get("network")).lower()
     task = (task or meta.get("task") or None)
     task = task.lower() if task else None

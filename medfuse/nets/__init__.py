@@ -20,11 +20,11 @@ from typing import Any
 
 import torch.nn as nn
 
-from medfuse.nets.pretrained import TASKS, load_pretrained, load_weights, save_weights
+from medfuse.nets.pretrained import TASKS, load_pretrained, load_weights, read_weights, save_weights
 
 __all__ = [
     "NETWORKS", "TASKS", "get_network", "list_networks", "load_pretrained", "load_weights",
-    "network_class", "save_weights",
+    "network_class", "read_weights", "save_weights",
 ]
 
 #: registry name -> "module:Class" (imported on first use).

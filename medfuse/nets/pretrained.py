@@ -27,6 +27,7 @@ __all__ = [
     "load_pretrained",
     "load_weights",
     "pretrained_path",
+    "read_weights",
     "save_weights",
     "sha256",
 ]
@@ -82,7 +83,21 @@ def _first_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The state dict and metadata of a weights file, loaded safely (no network is built).
+
+    Args:
+        path: a ``.safetensors`` file of :func:`save_weights` or a PyTorch checkpoint (read with
+            ``weights_only=True``).
+
+    Returns:
+        ``(state_dict, metadata)``; metadata holds ``network``, ``kwargs`` (a dict) and ``task``
+        when the file records them, and for safetensors every other metadata string.
+
+    Raises:
+        WeightsError: unreadable file (one line naming it).
+    """
+    path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
@@ -125,7 +140,7 @@ def load_weights(path: str | Path, network: str | None = None, device: str | tor
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
-    state, meta = _read(path)
+    state, meta = read_weights(path)
     name = network or meta.get("network")
     if not name:
         raise WeightsError(f"{path}: the file does not say which network it holds; pass the network name")

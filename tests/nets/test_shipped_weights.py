@@ -17,7 +17,7 @@ import torch
 from medfuse.engines.card import PAPER_METRICS, _fmt
 from medfuse.engines.data import load_split
 from medfuse.nets import load_pretrained
-from medfuse.nets.pretrained import TASKS, WEIGHTS_DIR, pretrained_path, sha256
+from medfuse.nets.pretrained import TASKS, WEIGHTS_DIR, pretrained_path, read_weights, sha256
 
 REPO = Path(__file__).resolve().parents[2]
 SPLIT = REPO / "pipelines" / "splits" / "harvard_val10.json"
@@ -30,10 +30,7 @@ def _quality() -> dict:
 
 
 def _metadata(path: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+    return read_weights(path)[1]
 
 
 def _val_pair(harvard_dir: Path, task: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,9 +37,6 @@ sys.path.insert(0, str(REPO))
 #: classical baselines of ``medfuse fuse`` (the issue's "every classical baseline").
 BASELINES = ("average", "max", "laplacian", "dwt", "guided-filter")
 TASKS = ("ct-mri", "pet-mri", "spect-mri")
-#: metrics per profile and network family: the ECFusion paper's Tables 1-3, S3IMFusion's 1-2.
-ECFUSION_METRICS = ("MI", "Qabf", "VIF", "SSIM", "Qcb", "Qcv")
-S3IM_METRICS = ("EN", "AG", "MI", "SSIM", "SF", "PSNR", "Qabf", "SCD")
 PROFILES = ("paper", "vifb")
 
 
@@ -66,9 +63,10 @@ def validation_folders(task: str, out: Path) -> tuple[Path, Path]:
 
 def run_task(task: str, weights: dict[str, str], out: Path, baselines: tuple[str, ...]) -> dict:
     """Fuse and score one task; returns ``{profile: {method: {metric: mean}}}`` plus timings."""
+    from medfuse.engines.card import PAPER_METRICS
     from medfuse.fusion.folders import fuse_folders
     from medfuse.fusion.pipeline import FuseOptions
-    from medfuse.metrics.evaluate import evaluate_folders
+    from medfuse.metrics.evaluate import evaluate_folders, summary_text
 
     fa, fb = validation_folders(task, out)
     fused: dict[str, str] = {}
@@ -82,15 +80,14 @@ def run_task(task: str, weights: dict[str, str], out: Path, baselines: tuple[str
         times[name] = round(time.perf_counter() - t0, 2)
         fused[name] = str(dst / "fused")
     result: dict = {"pairs": len(list(fa.iterdir())), "fuse_time_s": times, "profiles": {}}
+    # the metrics of both papers' tables (ECFusion Tables 1-3, S3IMFusion Tables 1-2), once each
+    metrics = list(dict.fromkeys(PAPER_METRICS["ecfusion"] + PAPER_METRICS["s3imfusion"]))
     for profile in PROFILES:
-        metrics = sorted(set(ECFUSION_METRICS) | set(S3IM_METRICS), key=lambda m: (
-            ECFUSION_METRICS + S3IM_METRICS).index(m))
         res = evaluate_folders(fa, fb, fused, out_dir=out / f"eval_{profile}", profile=profile,
                                metrics=metrics, overwrite=True, plots=False, progress=False)
         result["profiles"][profile] = {m: {k: float(v["mean"]) for k, v in res.summary[m].items()}
                                        for m in res.summary}
         print(f"\n## {task}, profile {profile} ({result['pairs']} validation pairs)")
-        from medfuse.metrics.evaluate import summary_text
         print(summary_text(res))
     return result
 

@@ -20,7 +20,7 @@ from PIL import Image
 from medfuse.cli import cli
 from medfuse.io import load_volume
 from tests.helpers import random_ecfusion as _random_ecfusion
-from tests.helpers import run_cli
+from tests.helpers import cli_env, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -465,8 +465,7 @@ def test_terminated_run_leaves_nothing(tmp_path: Path, phantom_dir: Path):
     import time
 
     out = tmp_path / "out"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env = cli_env()
     proc = subprocess.Popen(
         [
             sys.executable,

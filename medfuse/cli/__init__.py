@@ -48,6 +48,11 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MedfuseError as exc:
+            from medfuse.cli._signals import terminated
+
+            stopped = terminated()
+            if stopped is not None:  # a library turned the SIGTERM into its own error
+                ctx.exit(stopped)
             click.echo(f"medfuse: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 

@@ -169,14 +169,12 @@ def command(
     Exit codes: 0 ok, 2 usage, 3 input, 4 geometry/registration, 5 output, 6 weights,
     7 written but --send/--send-dicomweb failed (OUT stays complete: rerun medfuse send OUT).
     """
-    import signal
-    import sys
-
+    from medfuse.cli._signals import install_sigterm
     from medfuse.fusion.folders import is_image_folder
     from medfuse.fusion.run import fuse_pair, options_from_flags
 
     # a terminated run unwinds like Ctrl-C, so its temporary output folder is removed
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    install_sigterm()
 
     if demo:
         if a or b:

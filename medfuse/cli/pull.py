@@ -35,15 +35,13 @@ def command(study_uid, series_uid, out_dir, overwrite, move_port, pacs, called_a
     Exit codes: 0 all fetched, 2 usage, 3 study/series not on the PACS, 5 DIR not writable,
     7 PACS unreachable or a series failed.
     """
-    import signal
-    import sys
-
     from medfuse.cli._peer import check_report_path, make_peer, print_report
     from medfuse.errors import RemoteError
+    from medfuse.cli._signals import install_sigterm
     from medfuse.pacs.pull import pull_study
 
     # a terminated pull unwinds like Ctrl-C, so the unfinished series folder is removed
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    install_sigterm()
 
     peer = make_peer(pacs, dicomweb_url, called_aet, calling_aet, timeout)
     check_report_path(report_path)

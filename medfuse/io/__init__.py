@@ -22,10 +22,11 @@ from .geometry import (
     voxel_to_world,
     world_to_voxel,
 )
-from .volume import SUPPORTED_SUFFIXES, detect_format, load_volume
+from .volume import SUPPORTED_SUFFIXES, detect_format, load_volume, read_volume
 
 __all__ = [
     "load_volume",
+    "read_volume",
     "find_series",
     "SeriesInfo",
     "read_dicom_file",

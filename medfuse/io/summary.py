@@ -12,16 +12,17 @@ from medfuse.errors import MedfuseError
 
 from .dicom import find_series
 from .geometry import orientation_code, voxel_spacing
-from .volume import detect_format, load_volume
+from .volume import detect_format, read_volume
 
 __all__ = ["volume_summary", "inspect_path", "format_summary"]
 
 
 def volume_summary(vol: Any) -> dict[str, Any]:
-    """JSON-ready facts about a volume from :func:`load_volume` (no patient name or ID).
+    """JSON-ready facts about a volume (no patient name or ID).
 
     Args:
-        vol: MetaTensor (C, I, J, K) with a RAS affine.
+        vol: MetaTensor (C, I, J, K) with a RAS affine from :func:`load_volume`, or the
+            ``(array, affine, meta)`` tuple of :func:`read_volume`.
 
     Returns:
         dict with "path", "format", "modality", "shape" [C, I, J, K], "spacing" [mm x3],
@@ -29,13 +30,17 @@ def volume_summary(vol: Any) -> dict[str, Any]:
         "frame_of_reference_uid", "study_instance_uid", "series_instance_uid",
         "series_description", "n_instances", "series_count".
     """
-    aff = np.asarray(vol.affine.detach().cpu().numpy(), dtype=np.float64)
-    meta = vol.meta
+    if isinstance(vol, tuple):
+        arr, aff, meta = vol
+        shape = arr.shape
+    else:
+        aff, meta, shape = vol.affine.detach().cpu().numpy(), vol.meta, vol.shape
+    aff = np.asarray(aff, dtype=np.float64)
     return {
         "path": str(meta.get("source_path", "")),
         "format": meta.get("source_format", ""),
         "modality": meta.get("modality", ""),
-        "shape": [int(v) for v in vol.shape],
+        "shape": [int(v) for v in shape],
         "spacing": [round(v, 6) for v in voxel_spacing(aff)],
         "orientation": orientation_code(aff),
         "origin": [round(float(v), 4) for v in aff[:3, 3]],
@@ -57,7 +62,7 @@ def inspect_path(path: str | os.PathLike, series_uid: str | None = None) -> list
     "exit_code" instead of stopping the others.
 
     Args:
-        path: anything :func:`load_volume` accepts.
+        path: anything :func:`read_volume` accepts.
         series_uid: restrict a folder to this series.
 
     Returns:
@@ -69,14 +74,14 @@ def inspect_path(path: str | os.PathLike, series_uid: str | None = None) -> list
     """
     p = Path(path)
     if detect_format(p) != "dicom-series" or series_uid is not None:
-        return [volume_summary(load_volume(p, series_uid=series_uid))]
+        return [volume_summary(read_volume(p, series_uid=series_uid))]
     series = find_series(p)
     if len(series) <= 1:
-        return [volume_summary(load_volume(p))]
+        return [volume_summary(read_volume(p))]
     out = []
     for info in series:
         try:
-            out.append(volume_summary(load_volume(p, series_uid=info.series_instance_uid)))
+            out.append(volume_summary(read_volume(p, series_uid=info.series_instance_uid)))
         except MedfuseError as exc:
             out.append(
                 {

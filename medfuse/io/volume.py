@@ -18,7 +18,7 @@ from medfuse.errors import GeometryError, InputError
 from .dicom import _one_line, read_dicom_file, read_dicom_series
 from .geometry import lps_to_ras
 
-__all__ = ["load_volume", "detect_format", "SUPPORTED_SUFFIXES"]
+__all__ = ["load_volume", "read_volume", "detect_format", "SUPPORTED_SUFFIXES"]
 
 #: file-name suffixes of the non-DICOM formats, mapped to ``source_format``.
 SUPPORTED_SUFFIXES: dict[str, str] = {
@@ -126,6 +126,67 @@ def _read_sitk(p: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     return np.ascontiguousarray(arr), lps_to_ras(aff), {"modality": modality}
 
 
+def read_volume(
+    path: str | os.PathLike, series_uid: str | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Read a medical volume as NumPy: what :func:`load_volume` wraps, without torch or MONAI.
+
+    ``medfuse info`` uses this so that it starts at once; everything else uses
+    :func:`load_volume`.
+
+    Args:
+        path: as for :func:`load_volume`.
+        series_uid: as for :func:`load_volume`.
+
+    Returns:
+        ``(array, affine, meta)``: (C, I, J, K) float32, (4, 4) float64 voxel -> RAS mm, and the
+        ``.meta`` dict :func:`load_volume` documents.
+
+    Raises:
+        InputError: missing path, unsupported or undecodable file, several series and no choice.
+        GeometryError: missing or inconsistent geometry.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder")
+    fmt = detect_format(p)
+    with warnings.catch_warnings():  # pydicom/nibabel chatter about harmless header oddities
+        warnings.simplefilter("ignore")
+        if fmt == "dicom-series":
+            arr, affine, meta = read_dicom_series(p, series_uid=series_uid)
+        elif fmt == "dicom-file":
+            arr, affine, meta = read_dicom_file(p)
+            if series_uid is not None and meta.get("series_instance_uid") != series_uid:
+                raise InputError(
+                    f"{p}: belongs to series {meta.get('series_instance_uid')}, not {series_uid}"
+                )
+        elif fmt == "nifti":
+            arr, affine, meta = _read_nifti(p)
+        else:
+            arr, affine, meta = _read_sitk(p)
+    full: dict[str, Any] = {
+        "modality": "",
+        "frame_of_reference_uid": None,
+        "study_instance_uid": "",
+        "series_instance_uid": "",
+        "series_description": "",
+        "dicom_datasets": [],
+        "series_count": 1,
+    }
+    full.update(meta)
+    full.update(
+        {
+            "source_path": str(p),
+            "source_format": fmt,
+            "filename_or_obj": str(p),
+            "space": "RAS",
+            "original_affine": affine.copy(),
+            "spatial_shape": np.asarray(arr.shape[1:]),
+        }
+    )
+    return arr, affine, full
+
+
 def load_volume(path: str | os.PathLike, series_uid: str | None = None):
     """Load a medical volume with a geometry-true RAS affine.
 
@@ -153,44 +214,7 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
     import torch
     from monai.data import MetaTensor
 
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file or folder")
-    fmt = detect_format(p)
-    with warnings.catch_warnings():  # pydicom/nibabel chatter about harmless header oddities
-        warnings.simplefilter("ignore")
-        if fmt == "dicom-series":
-            arr, affine, meta = read_dicom_series(p, series_uid=series_uid)
-        elif fmt == "dicom-file":
-            arr, affine, meta = read_dicom_file(p)
-            if series_uid is not None and meta.get("series_instance_uid") != series_uid:
-                raise InputError(
-                    f"{p}: belongs to series {meta.get('series_instance_uid')}, not {series_uid}"
-                )
-        elif fmt == "nifti":
-            arr, affine, meta = _read_nifti(p)
-        else:
-            arr, affine, meta = _read_sitk(p)
-    full = {
-        "modality": "",
-        "frame_of_reference_uid": None,
-        "study_instance_uid": "",
-        "series_instance_uid": "",
-        "series_description": "",
-        "dicom_datasets": [],
-        "series_count": 1,
-    }
-    full.update(meta)
-    full.update(
-        {
-            "source_path": str(p),
-            "source_format": fmt,
-            "filename_or_obj": str(p),
-            "space": "RAS",
-            "original_affine": affine.copy(),
-            "spatial_shape": np.asarray(arr.shape[1:]),
-        }
-    )
+    arr, affine, full = read_volume(path, series_uid=series_uid)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = MetaTensor(

@@ -93,3 +93,23 @@ def test_info_subprocess(phantom_dir: Path, shared_data: Path):
     rec = json.loads(res.stdout)
     assert rec[0]["shape"] == [1, 512, 512, 94]
     assert "truncated pixel data" in rec[1]["error"] and rec[1]["exit_code"] == 3
+
+
+def test_info_imports_no_torch_monai_or_simpleitk(phantom_dir: Path, stroke_dir: Path):
+    """``medfuse info`` on DICOM and NIfTI starts at once: torch, MONAI and SimpleITK stay out."""
+    code = (
+        "import sys\n"
+        "from medfuse.cli import main\n"
+        "try:\n"
+        f"    main(['info', {str(phantom_dir / 'MR_T2')!r}, {str(stroke_dir / 'T1.nii.gz')!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "heavy = sorted(m for m in ('torch', 'monai', 'SimpleITK') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "1 x 512 x 512 x 94" in res.stdout  # the MR series was really read
+    assert "HEAVY []" in res.stdout

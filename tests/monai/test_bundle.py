@@ -81,7 +81,12 @@ def test_bundle_runs_offline_and_equals_medfuse_fuse(tmp_path: Path, bundle: Pat
     data = np.asarray(fused.dataobj)
     assert data.dtype == np.uint8 and data.std() > 0.5
     mine = np.asarray(nib.load(reference_fused).dataobj)
-    np.testing.assert_array_equal(data, mine)  # same network, same input: the same voxels
+    # Same network, same input: the same voxels, up to float32 summation order. oneDNN picks its
+    # convolution kernels by batch shape and thread count, and the bundle's inferer batches slices
+    # differently from `medfuse fuse`, so a value within 1e-6 of a rounding boundary may land one
+    # grey level apart (CI saw 2 of 53286 voxels). A wrong grid, network or window differs by far more.
+    diff = np.abs(data.astype(np.int16) - mine.astype(np.int16))
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= data.size // 1000, (diff.max(), np.count_nonzero(diff))
 
 
 def test_metadata_validates_offline_with_monai_verify_metadata(bundle: Path):

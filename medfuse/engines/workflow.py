@@ -123,9 +123,17 @@ def _prepare_output(out: Path, resume: Any, overwrite: bool) -> Path | None:
     """Create the run folder; return the checkpoint to resume from (if any)."""
     from medfuse.engines.checkpoint import find_last_checkpoint
 
+    from medfuse.io.guard import MARKER, check_output_place, write_marker
+
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_place(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / MARKER).exists():
+            write_marker(out, "train")
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write the run folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK):
         raise OutputError(f"{out}: folder is not writable")
     if resume not in (None, False, ""):

@@ -18,7 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 from medfuse.errors import OutputError
-from medfuse.io.guard import check_output_place, check_replace, clear_stale_temps, write_marker
+from medfuse.io.guard import (check_output_place, check_replace, clear_stale_temps, os_reason,
+                              write_marker)
 
 __all__ = ["AtomicOutputDir", "check_output_dir"]
 
@@ -110,9 +111,12 @@ class AtomicOutputDir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             if isinstance(exc, OSError) and _is_write_error(exc, self.tmp):
-                why = exc.strerror or str(exc)
+                root = os_reason(exc)
+                why = root.strerror if root is not None else str(exc).splitlines()[0]
                 raise OutputError(f"{self.path}: cannot write the output ({why}); "
                                   "nothing was written") from None
+            if isinstance(exc, OutputError) and str(self.tmp) in str(exc):  # name the real place
+                raise OutputError(str(exc).replace(str(self.tmp), str(self.path))) from None
             return
         try:
             self._commit()
@@ -149,7 +153,8 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO
 
 def _is_write_error(exc: OSError, tmp: Path) -> bool:
     """True for an error of writing the output (full disk, quota, ...; or a path in ``tmp``)."""
-    if exc.errno in _WRITE_ERRNOS:
+    root = os_reason(exc)
+    if root is not None and root.errno in _WRITE_ERRNOS:
         return True
     names = [str(n) for n in (exc.filename, exc.filename2) if n]
     return any(n.startswith(str(tmp)) for n in names)

@@ -31,11 +31,22 @@ from pathlib import Path
 from medfuse.errors import OutputError
 
 __all__ = ["MARKER", "check_output_place", "check_replace", "write_marker",
-           "is_medfuse_output", "is_uid", "clear_stale_temps", "inside"]
+           "is_medfuse_output", "is_uid", "clear_stale_temps", "inside",
+           "os_reason"]
 
 #: name of the marker file inside every output folder medfuse creates.
 MARKER = ".medfuse-output"
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+
+
+def os_reason(exc: BaseException) -> OSError | None:
+    """The OSError with an errno behind ``exc`` (pydicom re-raises it wrapped), else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def is_uid(value: str) -> bool:

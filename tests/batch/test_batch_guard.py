@@ -1,4 +1,4 @@
-"""``medfuse batch`` never deletes the manifest's folder, an input, or a stranger's folder (issue 14).
+"""``medfuse batch`` never deletes the manifest's folder, an input or a stranger's (issue 14).
 
 Rows point at copies of the bundled demo CT/MR folders; every refusal is one line before any
 study runs, and the folder tree is byte-identical afterwards.
@@ -6,8 +6,6 @@ study runs, and the folder tree is byte-identical afterwards.
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,24 +15,14 @@ from medfuse.batch.resume import decide
 from medfuse.cli import cli
 from medfuse.data import demo_pair
 from medfuse.io.guard import write_marker
+from tests.helpers import demo_study, tree_hashes
 
 ARGS = ("--method", "average", "--register", "none", "--force")
 
 
-def _tree(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture
 def x(tmp_path: Path) -> Path:
-    """``x/`` with demo ``ct/``, ``mr/`` and a user's notes."""
-    x = tmp_path / "x"
-    x.mkdir()
-    for src in demo_pair():
-        shutil.copytree(src, x / src.name)
-    (x / "notes.txt").write_text("mine\n")
-    return x
+    return demo_study(tmp_path / "x")
 
 
 def _batch(manifest: Path) -> tuple[int, list[str]]:
@@ -58,12 +46,12 @@ def test_bad_output_rows_are_refused_before_anything_runs(x: Path, key: str):
     (x / "o3link").symlink_to(x / "o3")
     m = x / "m.csv"
     m.write_text(text)
-    before = _tree(x.parent)
+    before = tree_hashes(x.parent)
     exit_code, lines = _batch(m)
     assert exit_code == code and len(lines) == 1, lines
     assert lines[0].startswith("medfuse: error: ") and str(m) in lines[0], lines
     assert words in lines[0], lines[0]
-    assert _tree(x.parent) == before  # nothing deleted, no output, no report
+    assert tree_hashes(x.parent) == before  # nothing deleted, no output, no report
 
 
 def test_output_name_is_never_a_glob_pattern(tmp_path: Path):

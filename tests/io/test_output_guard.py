@@ -5,10 +5,8 @@ Real runs of ``medfuse fuse`` on the bundled demo pair; disk full on a real, tin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,15 +18,9 @@ import pytest
 from medfuse.data import demo_pair
 from medfuse.io.atomic import check_output_dir
 from medfuse.io.guard import MARKER, is_uid
-from tests.helpers import cli_env, run_cli
+from tests.helpers import cli_env, demo_study, run_cli, tree_hashes
 
 FAST = ("--method", "average", "--register", "none", "-q")
-
-
-def _tree(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file below ``folder`` by relative path."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _one_line_error(r: subprocess.CompletedProcess, code: int, *words: str) -> None:
@@ -41,23 +33,17 @@ def _one_line_error(r: subprocess.CompletedProcess, code: int, *words: str) -> N
 
 @pytest.fixture
 def study(tmp_path: Path) -> Path:
-    """``x/`` holding copies of the demo CT and MR folders and a user's note."""
-    x = tmp_path / "x"
-    x.mkdir()
-    for src in demo_pair():
-        shutil.copytree(src, x / src.name)
-    (x / "notes.txt").write_text("mine\n")
-    return x
+    return demo_study(tmp_path / "x")
 
 
 @pytest.mark.parametrize("out", ["x", "x/ct", "x/ct/sub", "xlink", "xlink/mr"])
 def test_overwrite_never_touches_the_inputs(study: Path, out: str):
     (study.parent / "xlink").symlink_to(study)  # the same folder through a symlink
-    before = _tree(study)
+    before = tree_hashes(study)
     r = run_cli("fuse", str(study / "ct"), str(study / "mr"), "-o", str(study.parent / out),
                 "--overwrite", *FAST)
     _one_line_error(r, 5, "input", "choose another folder")
-    assert _tree(study) == before
+    assert tree_hashes(study) == before
     assert not [p for p in study.parent.rglob(".*tmp-*")]
 
 

@@ -12,7 +12,8 @@ medfuse marks every output folder it creates with a :data:`MARKER` file (a small
 version, command, creation time; no patient data). An existing non-empty folder is only ever
 replaced (``--overwrite``, ``batch --force``) or cleared of stale temporaries when it is
 medfuse's own (:func:`is_medfuse_output`). Outputs of medfuse versions without the marker are
-recognised by their ``run.json`` holding ``versions.medfuse``.
+recognised by their ``run.json`` holding ``versions.medfuse`` (bundles: ``configs/metadata.json``
+requiring a medfuse version).
 
 Paths built from remote answers (PACS UIDs) are checked with :func:`is_uid` before they touch
 the disk.
@@ -89,15 +90,25 @@ def check_output_place(out: str | os.PathLike, inputs: Iterable[str | os.PathLik
 
 
 def is_medfuse_output(folder: str | os.PathLike) -> bool:
-    """True when ``folder`` holds the :data:`MARKER` or a ``run.json`` naming a medfuse version."""
+    """True when ``folder`` holds the :data:`MARKER`, or is an output of a medfuse older than it.
+
+    Older outputs: a ``run.json`` naming a medfuse version (``versions.medfuse``), or a MONAI
+    bundle of ``export-bundle`` (``configs/metadata.json`` requiring a medfuse version).
+    """
     f = Path(folder)
     if (f / MARKER).is_file():
         return True
-    try:
-        run = json.loads((f / "run.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(run, dict) and bool((run.get("versions") or {}).get("medfuse"))
+    for rel, keys in (("run.json", ("versions", "medfuse")),  # fuse, batch outputs
+                      ("configs/metadata.json", ("required_packages_version", "medfuse"))):
+        try:
+            rec = json.loads((f / rel).read_text())
+        except (OSError, ValueError):
+            continue
+        for k in keys:
+            rec = rec.get(k) if isinstance(rec, dict) else None
+        if rec:
+            return True
+    return False
 
 
 def check_replace(out: str | os.PathLike) -> None:

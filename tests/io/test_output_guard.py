@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,3 +134,15 @@ def test_uid_check():
     bad = ["", "1/../../victim", "1..2", ".1", "1.", "01.2", "1.2a", "9" * 65, "../x", "1.2 "]
     assert [is_uid(u) for u in good] == [True] * len(good)
     assert [is_uid(u) for u in bad] == [False] * len(bad)
+
+
+def test_committed_bundles_count_as_medfuse_outputs(tmp_path: Path):
+    """Bundles of an export-bundle older than the marker may still be regenerated in place."""
+    from tests.helpers import REPO
+
+    copy = tmp_path / "b"
+    shutil.copytree(REPO / "pipelines" / "bundles" / "ecfusion_ct-mri", copy)
+    assert not (copy / MARKER).exists() and check_output_dir(copy, overwrite=True) == copy
+    (copy / "configs" / "metadata.json").write_text("{}")
+    with pytest.raises(Exception, match="not a medfuse output"):
+        check_output_dir(copy, overwrite=True)

@@ -62,3 +62,24 @@ def random_ecfusion(path: Path, task: str, seed: int) -> Path:
     torch.manual_seed(seed)
     kw = {"features": 4, "num_blocks": 2, "taps": [1, 2], "token_channels": [8, 4]}
     return save_weights(get_network("ecfusion", **kw), path, "ecfusion", kwargs=kw, task=task)
+
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file below ``folder`` by relative path (to show nothing was touched)."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def demo_study(folder: Path) -> Path:
+    """``folder`` (created) holding copies of the demo ``ct/`` and ``mr/`` and a user's note."""
+    import shutil
+
+    from medfuse.data import demo_pair
+
+    folder.mkdir()
+    for src in demo_pair():
+        shutil.copytree(src, folder / src.name)
+    (folder / "notes.txt").write_text("mine\n")
+    return folder

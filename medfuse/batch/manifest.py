@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medfuse.errors import InputError
+from medfuse.errors import InputError, OutputError
+from medfuse.io.guard import check_output_place, inside
 
 __all__ = ["Study", "load_manifest", "REQUIRED_COLUMNS"]
 
@@ -144,7 +145,11 @@ def load_manifest(path: str | os.PathLike, defaults: dict[str, Any] | None = Non
 
     Raises:
         InputError: unreadable manifest, a row without a required column, an unknown option or a
-            bad value, two rows with the same id or output folder (one line naming file and row).
+            bad value, two rows with the same id or output folder (symlinks followed; one line
+            naming file and row).
+        OutputError: an output folder is, holds or sits inside an input of any row or the
+            manifest, or is the current folder, a parent of it or a root
+            (:func:`medfuse.io.guard.check_output_place`).
     """
     from medfuse.batch.options import absolute_paths
 
@@ -161,7 +166,7 @@ def load_manifest(path: str | os.PathLike, defaults: dict[str, Any] | None = Non
     merged = absolute_paths(_options(file_defaults, f"{p}: defaults"), base)
     merged.update(defaults or {})
     studies: list[Study] = []
-    seen_out: dict[str, int] = {}
+    seen_out: dict[Path, int] = {}
     seen_id: dict[str, int] = {}
     for n, (where, rec) in enumerate(rows, start=1):
         values = {str(k).strip(): v for k, v in rec.items()}
@@ -175,12 +180,28 @@ def load_manifest(path: str | os.PathLike, defaults: dict[str, Any] | None = Non
         flags = dict(merged)
         row_opts = {k: v for k, v in values.items() if k not in (*REQUIRED_COLUMNS, _ID)}
         flags.update(absolute_paths(_options(row_opts, where), base))
-        if out in seen_out:
-            raise InputError(f"{where}: output folder {out} is also row {seen_out[out]}'s")
+        try:  # symlinks followed: o3/x and o3link/x are one folder
+            real = check_output_place(out, (a, b), "an input")
+            check_output_place(out, (p,), "the manifest")
+        except OutputError as exc:
+            raise OutputError(f"{where}: {exc}") from None
+        if real in seen_out:
+            raise InputError(f"{where}: output folder {out} is also row {seen_out[real]}'s")
         if sid in seen_id:
             raise InputError(f"{where}: id '{sid}' is also row {seen_id[sid]}'s")
-        if out in (a, b):
-            raise InputError(f"{where}: output folder is one of the inputs")
-        seen_out[out], seen_id[sid] = n, n
+        seen_out[real], seen_id[sid] = n, n
         studies.append(Study(row=n, id=sid, a=a, b=b, out=out, flags=flags))
+    _check_cross_rows(p, studies)
     return studies
+
+
+def _check_cross_rows(manifest: Path, studies: list[Study]) -> None:
+    """Refuse an output folder that is, holds or sits inside another row's input."""
+    real = [(Path(s.out).resolve(), [Path(x).resolve() for x in (s.a, s.b)]) for s in studies]
+    for s, (out, _) in zip(studies, real):
+        for other, (_, ins) in zip(studies, real):
+            if other is not s and any(inside(out, i) or inside(i, out) for i in ins):
+                raise OutputError(
+                    f"{manifest}: row {s.row}: output folder {s.out} overlaps row {other.row}'s "
+                    "input; choose another folder"
+                )

@@ -4,8 +4,9 @@ A study is *skipped* when its output folder is complete (run.json present and ev
 in ``output_sha256`` present with that hash, :func:`medfuse.io.checksums.verify_outputs`) and was
 made from the same inputs with the same options. It is *redone* (the old folder replaced only once
 the new one is complete) when that output is partial, damaged or stale, or with ``--force``. A
-non-empty folder holding no run.json is not medfuse's: the study fails rather than delete it
-(unless ``--force``). Temporary folders a killed run left beside an output are removed first.
+non-empty folder that medfuse did not mark as its output (:mod:`medfuse.io.guard`) is never
+deleted, not even with ``--force``: the study fails. Temporary folders a killed run left beside an
+output are removed first (only those medfuse marked as its own).
 
 The checks run in the batch process (threads hash in parallel), so a rerun of a finished cohort
 starts no worker at all.
@@ -14,11 +15,11 @@ starts no worker at all.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from medfuse.io.guard import clear_stale_temps, is_medfuse_output
 
 __all__ = ["Decision", "decide", "decide_all", "plan", "clear_stale_temps"]
 
@@ -36,25 +37,6 @@ class Decision:
     action: str
     reason: str | None = None
     cleared: int = 0
-
-
-def clear_stale_temps(out: str | os.PathLike) -> int:
-    """Remove the temporary siblings of ``out`` a killed run left (``.NAME.tmp-*``/``.old-*``).
-
-    Only one batch may write an output folder at a time (the manifest check keeps rows distinct).
-
-    Returns:
-        how many were removed.
-    """
-    o = Path(out)
-    if not o.parent.is_dir():
-        return 0
-    n = 0
-    for pattern in (f".{o.name}.tmp-*", f".{o.name}.old-*"):
-        for p in o.parent.glob(pattern):
-            shutil.rmtree(p, ignore_errors=True)
-            n += 1
-    return n
 
 
 def _stale(run: dict[str, Any], flags: dict[str, Any], a: str, b: str) -> str | None:
@@ -98,13 +80,13 @@ def _decide(study: dict[str, Any], force: bool) -> Decision:
     cleared = clear_stale_temps(out)
     if not out.is_dir() or not any(out.iterdir()):
         return Decision("new", None, cleared)
+    if not is_medfuse_output(out):
+        return Decision("refuse", (
+            f"{out}: output folder exists, is not empty and is not a medfuse output; remove it "
+            "yourself or choose another folder"
+        ), cleared)
     if force:
         return Decision("redo", "--force", cleared)
-    if not (out / RUN_JSON).is_file():
-        return Decision("refuse", (
-            f"{out}: output folder exists, is not empty and holds no run.json (not a medfuse "
-            "output); move it away or use --force"
-        ), cleared)
     reason = verify_outputs(out)
     if reason is None:
         reason = _stale(json.loads((out / RUN_JSON).read_text()), study["flags"],

@@ -281,7 +281,7 @@ def export_bundle(
     from medfuse.nets import NETWORKS, TASKS
     from medfuse.nets.pretrained import read_weights, load_weights, pretrained_path, sha256
 
-    out = check_output_dir(out_dir, overwrite)
+    out = check_output_dir(out_dir, overwrite, inputs=(weights,) if weights else ())
     if weights is None:
         if not network or not task:
             raise WeightsError("export-bundle needs --net and --task (shipped weights) or --weights FILE")
@@ -300,7 +300,8 @@ def export_bundle(
     target = NETWORKS[network].replace(":", ".")
     digest = sha256(weights)
     name = bundle_name(network, task)
-    with AtomicOutputDir(out, overwrite=overwrite) as tmp:
+    with AtomicOutputDir(out, overwrite=overwrite, inputs=(weights,),
+                         command="export-bundle") as tmp:
         for sub in ("configs", "models", "docs"):
             (tmp / sub).mkdir()
         (tmp / "configs" / "metadata.json").write_text(

@@ -122,10 +122,15 @@ def _hardware(device: torch.device, world_size: int) -> dict[str, Any]:
 def _prepare_output(out: Path, resume: Any, overwrite: bool) -> Path | None:
     """Create the run folder; return the checkpoint to resume from (if any)."""
     from medfuse.engines.checkpoint import find_last_checkpoint
+    from medfuse.io.guard import check_output_place
 
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_place(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write the run folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK):
         raise OutputError(f"{out}: folder is not writable")
     if resume not in (None, False, ""):
@@ -219,6 +224,10 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
         raise InputError("config: the training data list is empty")
     net_name, net_kwargs = _network_record(parser, model)
     if rank == 0:  # written once the components are built, so a failed start leaves no run behind
+        from medfuse.io.guard import MARKER, write_marker
+
+        if not (out / MARKER).exists():
+            write_marker(out, "train")
         (out / "config.json").write_text(json.dumps(parser.get(), indent=1, default=str) + "\n")
         split = {"task": task, "validation": [d["name"] for d in (getattr(val_ds, "data", None) or [])],
                  "n_train_items": len(train_ds)}

@@ -127,7 +127,7 @@ def fuse_folders(
     st = _Stages(opt.progress, log)
     t_all = time.perf_counter()
     pa, pb = Path(a), Path(b)
-    out = check_output_dir(out_dir, opt.overwrite)
+    out = check_output_dir(out_dir, opt.overwrite, inputs=(pa, pb))
     ia, ib = _images(pa), _images(pb)
     if not ia:
         raise InputError(f"{pa}: no PNG/TIFF/BMP/JPEG image found")
@@ -221,7 +221,7 @@ def fuse_folders(
     t0 = time.perf_counter()
     colour = colour_a or colour_b
     bar = st.bar("write", len(names))
-    with AtomicOutputDir(out, overwrite=opt.overwrite) as tmp:
+    with AtomicOutputDir(out, overwrite=opt.overwrite, inputs=(pa, pb), command="fuse") as tmp:
         (tmp / "fused").mkdir()
         if colour:
             (tmp / "rgb").mkdir()

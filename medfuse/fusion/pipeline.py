@@ -378,7 +378,7 @@ def fuse_volumes(
     opt = options or FuseOptions()
     st = _Stages(opt.progress, log)
     t_all = time.perf_counter()
-    out = check_output_dir(out_dir, opt.overwrite)
+    out = check_output_dir(out_dir, opt.overwrite, inputs=(a, b))
     formats = tuple(opt.formats) if opt.formats else None
     if formats is not None:
         bad = [f for f in formats if f not in FORMATS]
@@ -411,7 +411,7 @@ def fuse_volumes(
     if network and (opt.weights or opt.task):  # weights problems show before any heavy work
         method = get_method(opt.method, device=device, task=opt.task, weights=opt.weights)
 
-    with AtomicOutputDir(out, overwrite=opt.overwrite) as tmp:
+    with AtomicOutputDir(out, overwrite=opt.overwrite, inputs=(a, b), command="fuse") as tmp:
         # ---- load
         t0 = time.perf_counter()
         bar = st.bar("load", 2)

@@ -7,6 +7,9 @@
 * :func:`write_nifti` - uint8 volume with the reference affine (RGB as NIfTI RGB24).
 * :func:`write_png` / :func:`write_montage` - 8-bit PNGs.
 
+An error of the operating system while writing (disk full, quota, read-only) is one
+:class:`~medfuse.errors.OutputError` line naming the file; the partial file is removed.
+
 Each takes 8-bit data already quantised (``to_uint8``) so every output holds the same pixels.
 """
 
@@ -16,13 +19,15 @@ import datetime
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medfuse.errors import OutputError
+from medfuse.io.guard import os_reason
 
 __all__ = [
     "to_uint8",
@@ -33,6 +38,22 @@ __all__ = [
     "write_png",
     "write_montage",
 ]
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn an operating-system error while writing ``path`` (disk full, ...) into one line."""
+    try:
+        yield
+    except OSError as exc:
+        p = Path(path)
+        try:
+            p.unlink(missing_ok=True)  # no partial file
+        except OSError:
+            pass
+        root = os_reason(exc)
+        why = root.strerror if root is not None and root.strerror else str(exc).splitlines()[0]
+        raise OutputError(f"{p}: cannot write ({why})") from None
 
 
 def to_uint8(x: Any) -> np.ndarray:
@@ -230,7 +251,8 @@ def write_secondary_capture(
                 studies.append(st)
             sc.StudiesContainingOtherReferencedInstancesSequence = studies
         path = out / f"SC_{k + 1:04d}.dcm"
-        sc.save_as(path, enforce_file_format=True)
+        with _writing(path):
+            sc.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
 
@@ -263,7 +285,8 @@ def write_nifti(volume: np.ndarray, affine: np.ndarray, path: str | os.PathLike)
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
     p = Path(path)
-    nib.save(img, str(p))
+    with _writing(p):
+        nib.save(img, str(p))
     return p
 
 
@@ -273,7 +296,8 @@ def write_png(image: np.ndarray, path: str | os.PathLike) -> Path:
 
     p = Path(path)
     arr = np.ascontiguousarray(image)
-    Image.fromarray(arr, mode="RGB" if arr.ndim == 3 else "L").save(p)
+    with _writing(p):
+        Image.fromarray(arr, mode="RGB" if arr.ndim == 3 else "L").save(p)
     return p
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from medfuse.errors import InputError, OutputError, RemoteError
 from medfuse.io.atomic import AtomicOutputDir
+from medfuse.io.guard import check_output_place, clear_stale_temps, is_uid
 from medfuse.pacs import dicomweb, dimse, qr
 from medfuse.pacs.report import SeriesResult, TransferReport
 from medfuse.pacs.retry import attempts
@@ -71,6 +72,7 @@ def pull_study(
             raise ValueError("move_port needs a DIMSE peer")
         fetch = functools.partial(qr.move_series, port=move_port)
     out = Path(out_dir)
+    check_output_place(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -89,18 +91,27 @@ def pull_study(
         what = f"series {series_uid} of study {study_uid}" if series_uid else f"study {study_uid}"
         raise InputError(f"{what}: not found on {peer}")
     for s in found:
+        if not is_uid(s.series_instance_uid):  # a remote string never becomes a path unchecked
+            report.rows.append(SeriesResult(
+                "(invalid)", s.modality, len(s.sop_instance_uids), status="failed",
+                message="the peer answered a SeriesInstanceUID that is not a DICOM UID "
+                        "(digits and dots, at most 64 characters); not written"))
+            if log:
+                log("a series with an invalid SeriesInstanceUID: failed, nothing written")
+            continue
         name = series_folder_name(s.modality, s.series_instance_uid)
         row = SeriesResult(s.series_instance_uid, s.modality, len(s.sop_instance_uids),
                            folder=str(out / name))
         report.rows.append(row)
         target = out / name
+        clear_stale_temps(target)  # a killed pull's hidden temporary folder (medfuse-marked only)
         if target.is_dir() and any(target.iterdir()) and not overwrite:
             row.status, row.message = "skipped", "folder exists (use --overwrite to fetch again)"
             row.received = sum(1 for _ in target.glob("*.dcm"))
             continue
         for _ in attempts(retries, backoff):
             try:
-                with AtomicOutputDir(target, overwrite=overwrite) as tmp:
+                with AtomicOutputDir(target, overwrite=overwrite, command="pull") as tmp:
                     row.received = fetch(peer, study_uid, s, tmp)
                 row.status, row.message = "pulled", ""
                 break

@@ -10,6 +10,7 @@ import pytest
 from medfuse.batch.manifest import Study
 from medfuse.batch.resume import decide
 from medfuse.io.checksums import verify_outputs
+from medfuse.io.guard import MARKER, write_marker
 from tests.helpers import random_ecfusion
 
 
@@ -44,10 +45,13 @@ def test_damaged_outputs_are_redone_and_temp_folders_cleared(stroke_study: dict,
     out = tmp_path / "s1"
     shutil.copytree(stroke_study["out"], out)
     s = {**stroke_study, "out": str(out)}
-    (out.parent / ".s1.tmp-abc123").mkdir()  # what a killed run leaves
+    (out.parent / ".s1.tmp-abc123").mkdir()  # what a killed run leaves (marked as medfuse's)
+    write_marker(out.parent / ".s1.tmp-abc123", "fuse")
     (out.parent / ".s1.tmp-abc123" / "fused.nii.gz").write_bytes(b"partial")
+    (out.parent / ".s1.tmp-mine").mkdir()  # same name pattern, not medfuse's: kept
     d = decide(s)
     assert (d.action, d.cleared) == ("skip", 1) and not (out.parent / ".s1.tmp-abc123").exists()
+    assert (out.parent / ".s1.tmp-mine").is_dir()
     data = (out / "preview.png").read_bytes()
     (out / "preview.png").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one flipped bit
     assert decide(s).reason == "preview.png changed (hash mismatch)"
@@ -55,10 +59,12 @@ def test_damaged_outputs_are_redone_and_temp_folders_cleared(stroke_study: dict,
     assert decide(s).reason == "preview.png missing"
     (out / "run.json").write_text("{not json")
     assert decide(s).reason == "run.json unreadable"
-    (out / "run.json").unlink()  # a non-empty folder that is not a medfuse output: left alone
+    (out / "run.json").unlink()  # still marked as medfuse's: redone
+    assert (decide(s).action, decide(s).reason) == ("redo", "no run.json")
+    (out / MARKER).unlink()  # a non-empty folder that is not a medfuse output: left alone
     d = decide(s)
-    assert d.action == "refuse" and "holds no run.json" in d.reason
-    assert decide(s, force=True).action == "redo"
+    assert d.action == "refuse" and "is not a medfuse output" in d.reason
+    assert decide(s, force=True).action == "refuse"  # not even --force deletes it
     shutil.rmtree(out)
     out.mkdir()
     assert decide(s).action == "new"

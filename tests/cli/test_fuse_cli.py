@@ -54,6 +54,7 @@ def test_demo_runs_from_the_package(tmp_path: Path):
     assert res.returncode == 0, res.stderr
     assert "registration (rigid, different frames of reference)" in res.stderr
     assert sorted(p.name for p in out.iterdir()) == [
+        ".medfuse-output",
         "dicom",
         "fused.nii.gz",
         "preview.png",
@@ -90,7 +91,8 @@ def test_demo_runs_from_the_package(tmp_path: Path):
         str(out / "transform.tfm"),
     )
     assert res.returncode == 0 and res.stderr == "", res.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["fused.nii.gz", "run.json", "transform.tfm"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".medfuse-output", "fused.nii.gz", "run.json", "transform.tfm"]
     run2 = json.loads((out / "run.json").read_text())
     assert run2["registration"]["kind"] == "file"
     assert np.allclose(
@@ -121,6 +123,7 @@ def test_stroke_flair_colourised_over_t1(tmp_path: Path, stroke_dir: Path):
     )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [
+        ".medfuse-output",
         "dicom",
         "fused.nii.gz",
         "preview.png",
@@ -256,7 +259,7 @@ def test_folders_gray_task_and_mismatched_names(tmp_path: Path, harvard_dir: Pat
     os.symlink(src / "MRI" / names[2], b / names[2])
     res = _invoke(str(a), str(b), "-o", str(out), "--method", "guided-filter", "-q")
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["fused", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".medfuse-output", "fused", "run.json"]
     fused = np.asarray(Image.open(out / "fused" / names[0]))
     ct = np.asarray(Image.open(a / names[0]).convert("L"))
     assert fused.shape == ct.shape and fused.std() > 10

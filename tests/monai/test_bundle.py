@@ -45,7 +45,7 @@ def _one_error_line(args: list[str], code: int, *fragments: str) -> None:
 
 def test_export_writes_a_complete_bundle(bundle: Path, weights_file: Path):
     assert sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()) == [
-        "LICENSE", "configs/inference.json", "configs/metadata.json", "docs/README.md", "models/model.pt"]
+        ".medfuse-output", "LICENSE", "configs/inference.json", "configs/metadata.json", "docs/README.md", "models/model.pt"]
     meta = validate_metadata(bundle / "configs" / "metadata.json")
     assert meta["medfuse"] == {"network": "ecfusion", "task": "ct-mri", "weights_sha256": sha256(weights_file),
                                "kwargs": {"features": 4, "num_blocks": 2, "taps": [1, 2], "token_channels": [8, 4]}}

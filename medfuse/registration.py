@@ -27,7 +27,8 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -470,6 +471,53 @@ def _pose(matrix: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _optimise_starts(
+    poses: list[tuple[str, Any]], fixed: Any, mov: Any, settings: tuple[int, float, int]
+) -> tuple[list[dict[str, Any]], dict[int, tuple[Any, int, str]]]:
+    """Optimise every start: all over the coarse levels, the leaders at full resolution too.
+
+    No start ends worse than it began (its start pose is kept then). Returns one run.json dict
+    per start and, by index, (transform, iterations, stop reason) of those that finished.
+    """
+    iterations, sampling, seed = settings
+    tried: list[dict[str, Any]] = []
+    done: dict[int, tuple[Any, int, str]] = {}
+    for n, (name, tx) in enumerate(poses):
+        entry: dict[str, Any] = {"name": name, "metric_start": _full_metric(fixed, mov, tx)}
+        tried.append(entry)
+        try:
+            r = _method((4, 2), (2.0, 1.0), iterations, sampling, seed)
+            out, n_iter, stop = _optimise(r, _euler(tx), fixed, mov)
+        except RegistrationError as exc:
+            entry["error"] = str(exc)
+            continue
+        metric = _full_metric(fixed, mov, out)
+        entry.update(metric_coarse=metric, iterations_coarse=n_iter)
+        if metric is None or (entry["metric_start"] is not None and metric > entry["metric_start"]):
+            out, metric = tx, entry["metric_start"]
+        if metric is not None:
+            entry["metric_final"] = metric
+            done[n] = (_euler(out), n_iter, stop)
+    if not done:
+        raise RegistrationError(
+            next((t["error"] for t in tried if "error" in t), "registration failed: no overlap")
+        )
+    lead = min(tried[n]["metric_final"] for n in done)
+    for n, (tx, _, _) in done.items():
+        if tried[n]["metric_final"] > lead + REFINE_MARGIN:  # clearly behind: not refined
+            continue
+        r = _method((1,), (0.0,), iterations, sampling, seed)
+        out, n_iter, stop = _optimise(r, _euler(tx), fixed, mov)
+        metric = _full_metric(fixed, mov, out)
+        tried[n]["iterations"] = n_iter
+        if metric is not None and metric < tried[n]["metric_final"]:
+            tried[n]["metric_final"] = metric
+            done[n] = (_euler(out), n_iter, stop)
+    for n, (tx, _, _) in done.items():
+        tried[n].update(_pose(transform_to_matrix(tx)))
+    return tried, done
+
+
 def register(
     reference: Any,
     moving: Any,
@@ -520,40 +568,16 @@ def register(
         fixed = _prepare(reference, max_size)
         mov = _prepare(moving, max_size)
         poses = [(n, tx) for n, tx in _start_poses(fixed, mov, reference, moving) if n in starts]
-        metric_identity = _full_metric(fixed, mov, sitk.Euler3DTransform())
-        tried: list[dict[str, Any]] = []
-        coarse: list[tuple[float, int, Any]] = []  # (full metric, index into tried, transform)
-        for name, tx in poses:  # every start through the coarse levels
-            entry: dict[str, Any] = {"name": name, "metric_start": _full_metric(fixed, mov, tx)}
-            tried.append(entry)
-            try:
-                r = _method((4, 2), (2.0, 1.0), iterations, sampling, seed)
-                out, n_iter, _ = _optimise(r, sitk.Euler3DTransform(tx), fixed, mov)
-            except RegistrationError as exc:
-                entry["error"] = str(exc)
-                continue
-            entry.update(metric_coarse=_full_metric(fixed, mov, out), iterations_coarse=n_iter)
-            if entry["metric_coarse"] is not None:
-                coarse.append((entry["metric_coarse"], len(tried) - 1, out))
-        if not coarse:
+        if not poses:
             raise RegistrationError(
-                next((e["error"] for e in tried if "error" in e), "registration failed: no start")
+                f"none of the registration starts {list(starts)} applies to these images (the "
+                "PatientPosition turn needs two DICOM series with different PatientPosition)"
             )
-        best: tuple[float, Any, int, str] | None = None
-        lead = min(c[0] for c in coarse)
-        for metric, n, out in sorted(coarse, key=lambda c: (c[0], c[1])):
-            if metric > lead + REFINE_MARGIN:  # clearly behind after the coarse levels
-                continue
-            r = _method((1,), (0.0,), iterations, sampling, seed)
-            final, n_iter, stop = _optimise(r, _euler(out), fixed, mov)
-            metric = _full_metric(fixed, mov, final)
-            tried[n].update(metric_final=metric, iterations=n_iter, **_pose(transform_to_matrix(final)))
-            if metric is not None and (best is None or metric < best[0]):
-                best = (metric, final, n_iter, stop)
-                chosen, metric_initial = tried[n]["name"], tried[n]["metric_start"]
-        if best is None:
-            raise RegistrationError("registration failed: the images do not overlap")
-        metric_final, final, n_iter, stop = best
+        metric_identity = _full_metric(fixed, mov, sitk.Euler3DTransform())
+        tried, poses = _optimise_starts(poses, fixed, mov, (iterations, sampling, seed))
+        metric_final, n = min((t["metric_final"], n) for n, t in enumerate(tried) if n in poses)
+        final, n_iter, stop = poses[n]
+        chosen, metric_initial = tried[n]["name"], tried[n]["metric_start"]
         if kind == "affine":
             rig = _euler(final)
             aff = sitk.AffineTransform(3)
@@ -561,17 +585,19 @@ def register(
             aff.SetMatrix(rig.GetMatrix())
             aff.SetTranslation(rig.GetTranslation())
             r2 = _method((2, 1), (1.0, 0.0), iterations, sampling, seed)
-            final, n_iter, stop = _optimise(r2, aff, fixed, mov)
-            metric_final = _full_metric(fixed, mov, final)
+            out, it2, stop2 = _optimise(r2, aff, fixed, mov)
+            m2 = _full_metric(fixed, mov, out)
+            if m2 is not None and m2 < metric_final:
+                final, n_iter, stop, metric_final = out, it2, stop2, m2
     matrix = transform_to_matrix(final)
     if not np.all(np.isfinite(matrix)):
         raise RegistrationError("registration produced a non-finite transform")
     warning = ""
-    if metric_identity is not None and (metric_final is None or metric_final > metric_identity):
+    if metric_identity is not None and metric_final >= metric_identity - 1e-9:
         warning = (
-            f"registration refused: its best result ({chosen} start, Mattes MI "
-            f"{metric_final if metric_final is None else round(metric_final, 4)}) is worse than the "
-            f"images' own geometry ({metric_identity:.4f}); the moving image is used unmoved"
+            f"registration refused: no start improved on the images' own geometry (Mattes MI "
+            f"{metric_identity:.4f}; best {metric_final:.4f}, from the {chosen} start); the "
+            "moving image is used unmoved"
         )
         matrix, final, chosen = np.eye(4), sitk.Euler3DTransform(), "identity (refused)"
     return RegistrationResult(

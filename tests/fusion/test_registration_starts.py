@@ -52,10 +52,23 @@ def flair(stroke_dir):
 
 @pytest.fixture(scope="module")
 def demo_runs(demo_vols, tmp_path_factory):
-    """Four registrations of the demo pair: (results, transform.tfm bytes of each)."""
+    """Four registrations of the demo pair, with SimpleITK set to 1, 2, 1 and 2 threads.
+
+    Returns (results, transform.tfm bytes of each).
+    """
+    import SimpleITK as sitk
+
     mr, ct = demo_vols
     tmp = tmp_path_factory.mktemp("tfm")
-    results = [register(mr, ct) for _ in range(4)]
+    default = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    results = []
+    try:
+        for threads in (1, 2, 1, 2):
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+            results.append(register(mr, ct))
+            assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == threads  # restored
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(default)
     tfms = [write_transform(r, tmp / f"{n}.tfm").read_bytes() for n, r in enumerate(results)]
     return results, tfms
 

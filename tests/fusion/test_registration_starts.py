@@ -145,7 +145,7 @@ def test_a_result_worse_than_no_registration_is_refused(t1, flair):
     """The top 40 slices of the co-registered FLAIR: a slab already in place.
 
     Its centre of mass sits ~40 mm above the T1's, so the centre-of-mass start moves it; every
-    optimised start ends below the Mattes MI of the untouched geometry, and the result says so.
+    optimised start beats the Mattes MI of the untouched geometry, and the result says so.
     """
     shift = np.eye(4)
     shift[2, 3] = 100

@@ -7,13 +7,13 @@ the other way (reference/fixed LPS points to moving LPS points); :func:`matrix_t
 :func:`transform_to_matrix` convert, and ``.tfm`` files hold the ITK (fixed -> moving, LPS) form so
 3D Slicer and ITK tools read them as they expect.
 
-Starts: every plausible starting pose is optimised: the
-images' own geometry (identity), their centres of mass aligned, and -- when the two series'
-PatientPosition values differ -- the centre-of-mass start turned by the rotation those positions
-imply (HFS vs FFS is a 180 degree turn about the anterior-posterior axis: the phantom CT is
-feet-first, the MR head-first). All go through the coarse levels, the leaders through the finest
-too; each result is scored on the same full (every voxel) Mattes MI and the best one is kept. A result whose metric is not better than the images' own
-geometry is refused: the identity is returned with a warning.
+Starts: every plausible starting pose is optimised: the images' own geometry (identity), their
+centres of mass aligned, and -- when the two series' PatientPosition values differ -- the
+centre-of-mass start turned by the rotation those positions imply (HFS vs FFS is a 180 degree turn
+about the anterior-posterior axis: the phantom CT is feet-first, the MR head-first). All go
+through the coarse levels, the leaders through the finest too; each result is scored on the same
+full (every voxel) Mattes MI and the best one is kept. A result whose metric is not better than
+the images' own geometry is refused: the identity is returned with a warning.
 
 Determinism: the metric samples a regular grid perturbed by a fixed, non-zero seed (SimpleITK takes
 seed 0 as "from the clock"), and SimpleITK runs single-threaded during registration (its metric
@@ -24,10 +24,10 @@ transform on every run). The same inputs give a byte-identical transform on ever
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np

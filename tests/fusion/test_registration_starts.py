@@ -144,7 +144,7 @@ def test_stroke_motion_is_recovered_from_each_start(t1, flair, still, start):
 def test_a_result_worse_than_no_registration_is_refused(t1, flair):
     """The top 40 slices of the co-registered FLAIR: a slab already in place.
 
-    Its centre of mass sits ~40 mm above the T1's, so the centre-of-mass start moves it; every
+    Its centre of mass sits ~40 mm above the T1's, so the centre-of-mass start moves it; no
     optimised start beats the Mattes MI of the untouched geometry, and the result says so.
     """
     shift = np.eye(4)

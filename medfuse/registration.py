@@ -7,16 +7,25 @@ the other way (reference/fixed LPS points to moving LPS points); :func:`matrix_t
 :func:`transform_to_matrix` convert, and ``.tfm`` files hold the ITK (fixed -> moving, LPS) form so
 3D Slicer and ITK tools read them as they expect.
 
-Initialisation: the centres of mass of both images are aligned (the phantom pair's origins are 30 mm
-apart), and two starting rotations are tried: identity and the rotation that the two series'
-PatientPosition values imply (HFS vs FFS is a 180 degree turn about the anterior-posterior axis:
-the phantom CT is feet-first, the MR head-first). A short coarse-level optimisation scores each
-start; the best one is refined over the full multi-resolution schedule.
+Starts: every plausible starting pose is optimised: the images' own geometry (identity), their
+centres of mass aligned, and -- when the two series' PatientPosition values differ -- the
+centre-of-mass start turned by the rotation those positions imply (HFS vs FFS is a 180 degree turn
+about the anterior-posterior axis: the phantom CT is feet-first, the MR head-first). All go
+through the coarse levels, the leaders through the finest too; each result is scored on the same
+full (every voxel) Mattes MI and the best one is kept. A result whose metric is not better than
+the images' own geometry is refused: the identity is returned with a warning.
+
+Determinism: the metric samples a regular grid perturbed by a fixed, non-zero seed (SimpleITK takes
+seed 0 as "from the clock"), and SimpleITK runs single-threaded during registration (its metric
+sums per-thread partial histograms in a run-dependent order, so two threads gave a different
+transform on every run). The same inputs give a byte-identical transform on every run and machine.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +51,15 @@ __all__ = [
 #: registration kinds accepted by :func:`register`.
 KINDS = ("rigid", "affine")
 
+#: metric sampling seed; fixed and non-zero (SimpleITK reads 0 as "seed from the clock").
+DEFAULT_SEED = 20
+
+#: starting poses :func:`register` can try (the PatientPosition turn only where positions differ).
+STARTS = ("identity", "centre of mass", "centre of mass + PatientPosition turn")
+
+#: starts whose coarse-level metric is within this of the best one are refined at full resolution.
+REFINE_MARGIN = 0.02
+
 # PatientPosition -> LPS direction of the patient axes relative to a head-first-supine patient.
 # Feet-first flips left/right and head/foot; prone flips left/right and anterior/posterior.
 _POSITION_FLIPS = {
@@ -64,8 +82,13 @@ class RegistrationResult:
         metric_final: Mattes MI metric after optimisation.
         iterations: optimiser iterations at the finest level.
         stop_condition: the optimiser's stop reason.
-        initialisation: which start won, e.g. "centre of mass + HFS/FFS rotation".
+        initialisation: which start won, e.g. "centre of mass + PatientPosition turn".
         transform: the SimpleITK transform (fixed -> moving, LPS), or None.
+        metric_identity: full-sample metric at the images' own geometry (no registration).
+        starts: one dict per start tried: name, metric at the start and after optimisation
+            (full sample), iterations, rotation (degrees) and translation (mm) of the result.
+        warning: why the registration was refused (kept the identity), or "".
+        seed: the metric sampling seed.
     """
 
     matrix: np.ndarray
@@ -76,6 +99,10 @@ class RegistrationResult:
     stop_condition: str = ""
     initialisation: str = ""
     transform: Any = field(default=None, repr=False)
+    metric_identity: float | None = None
+    starts: list[dict[str, Any]] = field(default_factory=list)
+    warning: str = ""
+    seed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (for run.json)."""
@@ -88,6 +115,10 @@ class RegistrationResult:
             "iterations": self.iterations,
             "stop_condition": self.stop_condition,
             "initialisation": self.initialisation,
+            "metric_identity": self.metric_identity,
+            "starts": self.starts,
+            "warning": self.warning,
+            "seed": self.seed,
         }
 
 
@@ -331,6 +362,162 @@ def _rotation_about(tx: Any, rot_lps: np.ndarray) -> Any:
 # Registration
 
 
+@contextmanager
+def _single_threaded() -> Iterator[None]:
+    """Run SimpleITK filters and metrics on one thread (deterministic sums), then restore."""
+    import SimpleITK as sitk
+
+    old = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(old)
+
+
+def _method(levels: tuple[int, ...], sigmas: tuple[float, ...], iters: int, sampling: float,
+            seed: int) -> Any:
+    """Mattes MI, regular-grid sampling with a fixed seed, regular-step gradient descent."""
+    import SimpleITK as sitk
+
+    r = sitk.ImageRegistrationMethod()
+    r.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
+    r.SetMetricSamplingStrategy(r.REGULAR)
+    r.SetMetricSamplingPercentage(sampling, seed)
+    r.SetInterpolator(sitk.sitkLinear)
+    r.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=2.0,
+        minStep=1e-3,
+        numberOfIterations=iters,
+        relaxationFactor=0.6,
+        gradientMagnitudeTolerance=1e-6,
+    )
+    r.SetOptimizerScalesFromPhysicalShift()
+    r.SetShrinkFactorsPerLevel(list(levels))
+    r.SetSmoothingSigmasPerLevel(list(sigmas))
+    r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    return r
+
+
+def _full_metric(fixed: Any, mov: Any, tx: Any) -> float | None:
+    """Mattes MI over every voxel of ``fixed`` at ``tx`` (None when the images miss each other)."""
+    import SimpleITK as sitk
+
+    r = sitk.ImageRegistrationMethod()
+    r.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
+    r.SetMetricSamplingStrategy(r.NONE)
+    r.SetInterpolator(sitk.sitkLinear)
+    r.SetInitialTransform(tx, inPlace=False)
+    try:
+        return float(r.MetricEvaluate(fixed, mov))
+    except RuntimeError:
+        return None
+
+
+def _start_poses(fixed: Any, mov: Any, reference: Any, moving: Any) -> list[tuple[str, Any]]:
+    """The starting transforms of :data:`STARTS` that apply to this pair (fixed -> moving, LPS)."""
+    import SimpleITK as sitk
+
+    centre = fixed.TransformContinuousIndexToPhysicalPoint(
+        [(n - 1) / 2.0 for n in fixed.GetSize()]
+    )
+    identity = sitk.Euler3DTransform()
+    identity.SetCenter(centre)  # no motion; rotations pivot about the reference's centre
+    starts = [(STARTS[0], identity)]
+    try:
+        com = sitk.CenteredTransformInitializer(
+            fixed, mov, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise RegistrationError(f"registration could not start: {' '.join(str(exc).split())[:160]}")
+    com = sitk.Euler3DTransform(com)
+    if np.linalg.norm(com.GetTranslation()) > 1e-3:
+        starts.append((STARTS[1], com))
+    rot = patient_position_rotation(reference, moving)
+    if rot is not None:
+        starts.append((STARTS[2], _rotation_about(com, rot)))
+    return starts
+
+
+def _optimise(r: Any, tx: Any, fixed: Any, mov: Any) -> tuple[Any, int, str]:
+    """Run registration method ``r`` from ``tx``: (final transform, iterations, stop reason)."""
+    r.SetInitialTransform(tx, inPlace=False)
+    try:
+        final = r.Execute(fixed, mov)
+    except RuntimeError as exc:
+        msg = " ".join(str(exc).split())
+        if "All samples map outside moving image buffer" in msg or "Too many samples" in msg:
+            msg = "the images do not overlap (fields of view too far apart)"
+        raise RegistrationError(f"registration failed: {msg[-160:]}") from None
+    return final, int(r.GetOptimizerIteration()), r.GetOptimizerStopConditionDescription()
+
+
+def _euler(tx: Any) -> Any:
+    """The Euler 3D transform inside a registration result (a one-element composite)."""
+    import SimpleITK as sitk
+
+    if isinstance(tx, sitk.CompositeTransform) or tx.GetName() == "CompositeTransform":
+        tx = sitk.CompositeTransform(tx).GetBackTransform()
+    return sitk.Euler3DTransform(tx)
+
+
+def _pose(matrix: np.ndarray) -> dict[str, Any]:
+    """Rotation angle (degrees) and translation (mm) of a 4x4 RAS matrix, rounded for run.json."""
+    u, _, vt = np.linalg.svd(np.asarray(matrix)[:3, :3])
+    cos = np.clip((np.trace(u @ vt) - 1.0) / 2.0, -1.0, 1.0)
+    return {
+        "rotation_deg": round(float(np.degrees(np.arccos(cos))), 2),
+        "translation_mm": [round(float(v), 2) for v in np.asarray(matrix)[:3, 3]],
+    }
+
+
+def _optimise_starts(
+    poses: list[tuple[str, Any]], fixed: Any, mov: Any, settings: tuple[int, float, int]
+) -> tuple[list[dict[str, Any]], dict[int, tuple[Any, int, str]]]:
+    """Optimise every start: all over the coarse levels, the leaders at full resolution too.
+
+    No start ends worse than it began (its start pose is kept then). Returns one run.json dict
+    per start and, by index, (transform, iterations, stop reason) of those that finished.
+    """
+    iterations, sampling, seed = settings
+    tried: list[dict[str, Any]] = []
+    done: dict[int, tuple[Any, int, str]] = {}
+    for n, (name, tx) in enumerate(poses):
+        entry: dict[str, Any] = {"name": name, "metric_start": _full_metric(fixed, mov, tx)}
+        tried.append(entry)
+        try:
+            r = _method((4, 2), (2.0, 1.0), iterations, sampling, seed)
+            out, n_iter, stop = _optimise(r, _euler(tx), fixed, mov)
+        except RegistrationError as exc:
+            entry["error"] = str(exc)
+            continue
+        metric = _full_metric(fixed, mov, out)
+        entry.update(metric_coarse=metric, iterations_coarse=n_iter)
+        if metric is None or (entry["metric_start"] is not None and metric > entry["metric_start"]):
+            out, metric = tx, entry["metric_start"]
+        if metric is not None:
+            entry["metric_final"] = metric
+            done[n] = (_euler(out), n_iter, stop)
+    if not done:
+        raise RegistrationError(
+            next((t["error"] for t in tried if "error" in t), "registration failed: no overlap")
+        )
+    lead = min(tried[n]["metric_final"] for n in done)
+    for n, (tx, _, _) in done.items():
+        if tried[n]["metric_final"] > lead + REFINE_MARGIN:  # clearly behind: not refined
+            continue
+        r = _method((1,), (0.0,), iterations, sampling, seed)
+        out, n_iter, stop = _optimise(r, _euler(tx), fixed, mov)
+        metric = _full_metric(fixed, mov, out)
+        tried[n]["iterations"] = n_iter
+        if metric is not None and metric < tried[n]["metric_final"]:
+            tried[n]["metric_final"] = metric
+            done[n] = (_euler(out), n_iter, stop)
+    for n, (tx, _, _) in done.items():
+        tried[n].update(_pose(transform_to_matrix(tx)))
+    return tried, done
+
+
 def register(
     reference: Any,
     moving: Any,
@@ -339,10 +526,14 @@ def register(
     max_size: int = 128,
     iterations: int = 200,
     sampling: float = 0.1,
-    seed: int = 0,
-    threads: int | None = None,
+    seed: int = DEFAULT_SEED,
+    starts: tuple[str, ...] = STARTS,
 ) -> RegistrationResult:
     """Register ``moving`` onto ``reference`` with Mattes mutual information, multi-resolution.
+
+    Every start in ``starts`` that applies is optimised in full; the result with the best
+    full-sample metric is kept. Deterministic: the same inputs give the same transform on every
+    run, thread count and machine (fixed seed, regular sampling, one SimpleITK thread).
 
     Args:
         reference: fixed (C, I, J, K) MetaTensor (RAS affine).
@@ -350,108 +541,65 @@ def register(
         kind: "rigid" (Euler 3D, default) or "affine" (rigid first, then a 12-parameter affine).
         max_size: images are average-pooled in-plane to at most this many voxels per axis first.
         iterations: maximum gradient-descent iterations per level.
-        sampling: fraction of voxels sampled for the metric (random, fixed ``seed``).
-        seed: sampling seed (results are reproducible).
-        threads: SimpleITK threads (default: all cores).
+        sampling: fraction of voxels sampled for the metric (regular grid, jittered by ``seed``).
+        seed: sampling seed, >= 1 (SimpleITK reads 0 as "from the clock").
+        starts: names from :data:`STARTS` to try.
 
     Returns:
         :class:`RegistrationResult` whose ``matrix`` maps moving RAS world to reference RAS world.
+        When no start beats the images' own geometry, ``matrix`` is the identity and ``warning``
+        says why.
 
     Raises:
-        RegistrationError: the optimiser fails or the fields of view never overlap.
+        InputError: unknown kind, start or a seed below 1.
+        RegistrationError: every start fails or the fields of view never overlap.
     """
     import SimpleITK as sitk
 
     kind = kind.lower()
     if kind not in KINDS:
         raise InputError(f"unknown registration kind '{kind}' (rigid, affine)")
-    if threads:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
-    fixed = _prepare(reference, max_size)
-    mov = _prepare(moving, max_size)
-
-    try:
-        com = sitk.CenteredTransformInitializer(
-            fixed, mov, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
-        )
-    except Exception as exc:  # noqa: BLE001
-        raise RegistrationError(f"registration could not start: {' '.join(str(exc).split())[:160]}")
-    starts = [("centre of mass", sitk.Euler3DTransform(com))]
-    rot = patient_position_rotation(reference, moving)
-    if rot is not None:
-        starts.append(("centre of mass + PatientPosition rotation", _rotation_about(com, rot)))
-
-    def method(levels: tuple[int, ...], sigmas: tuple[float, ...], iters: int) -> Any:
-        r = sitk.ImageRegistrationMethod()
-        r.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
-        r.SetMetricSamplingStrategy(r.RANDOM)
-        r.SetMetricSamplingPercentage(sampling, seed)
-        r.SetInterpolator(sitk.sitkLinear)
-        r.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=2.0,
-            minStep=1e-3,
-            numberOfIterations=iters,
-            relaxationFactor=0.6,
-            gradientMagnitudeTolerance=1e-6,
-        )
-        r.SetOptimizerScalesFromPhysicalShift()
-        r.SetShrinkFactorsPerLevel(list(levels))
-        r.SetSmoothingSigmasPerLevel(list(sigmas))
-        r.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-        return r
-
-    def metric_at(tx: Any) -> float:
-        r = method((1,), (0.0,), 0)
-        r.SetInitialTransform(tx, inPlace=False)
-        return float(r.MetricEvaluate(fixed, mov))
-
-    try:
-        scored = []
-        for name, tx in starts:
-            coarse = method((4,), (4.0,), 40)
-            coarse.SetInitialTransform(sitk.Euler3DTransform(tx), inPlace=False)
-            out = coarse.Execute(fixed, mov)
-            scored.append((float(coarse.GetMetricValue()), name, tx, out))
-        scored.sort(key=lambda t: t[0])
-        _, start_name, start_tx, _ = scored[0]
-        metric_initial = metric_at(sitk.Euler3DTransform(start_tx))
-        rigid = method((4, 2, 1), (2.0, 1.0, 0.0), iterations)
-        rigid.SetInitialTransform(sitk.Euler3DTransform(start_tx), inPlace=False)
-        final = rigid.Execute(fixed, mov)
-        n_iter = int(rigid.GetOptimizerIteration())
-        stop = rigid.GetOptimizerStopConditionDescription()
-        metric_final = float(rigid.GetMetricValue())
-        if kind == "affine":
-            rig = (
-                sitk.Euler3DTransform(final)
-                if not isinstance(final, sitk.Euler3DTransform)
-                else final
+    unknown = [s for s in starts if s not in STARTS]
+    if unknown or not starts:
+        raise InputError(f"unknown registration start {unknown} (known: {', '.join(STARTS)})")
+    if int(seed) < 1:
+        raise InputError(f"registration seed must be >= 1 (0 means 'from the clock'), got {seed}")
+    with _single_threaded():
+        fixed = _prepare(reference, max_size)
+        mov = _prepare(moving, max_size)
+        poses = [(n, tx) for n, tx in _start_poses(fixed, mov, reference, moving) if n in starts]
+        if not poses:
+            raise RegistrationError(
+                f"none of the registration starts {list(starts)} applies to these images (the "
+                "PatientPosition turn needs two DICOM series with different PatientPosition)"
             )
+        metric_identity = _full_metric(fixed, mov, sitk.Euler3DTransform())
+        tried, poses = _optimise_starts(poses, fixed, mov, (iterations, sampling, seed))
+        metric_final, n = min((t["metric_final"], n) for n, t in enumerate(tried) if n in poses)
+        final, n_iter, stop = poses[n]
+        chosen, metric_initial = tried[n]["name"], tried[n]["metric_start"]
+        if kind == "affine":
+            rig = _euler(final)
             aff = sitk.AffineTransform(3)
             aff.SetCenter(rig.GetCenter())
             aff.SetMatrix(rig.GetMatrix())
             aff.SetTranslation(rig.GetTranslation())
-            r2 = method((2, 1), (1.0, 0.0), iterations)
-            r2.SetInitialTransform(aff, inPlace=False)
-            final = r2.Execute(fixed, mov)
-            n_iter = int(r2.GetOptimizerIteration())
-            stop = r2.GetOptimizerStopConditionDescription()
-            metric_final = float(r2.GetMetricValue())
-    except RuntimeError as exc:
-        msg = " ".join(str(exc).split())
-        if "All samples map outside moving image buffer" in msg or "Too many samples" in msg:
-            raise RegistrationError(
-                "registration failed: the images do not overlap (fields of view too far apart)"
-            ) from None
-        raise RegistrationError(f"registration failed: {msg[-160:]}") from None
-    # the metric at the final transform, evaluated at full resolution like the initial one
-    try:
-        metric_final = metric_at(final)
-    except RuntimeError:
-        pass
+            r2 = _method((2, 1), (1.0, 0.0), iterations, sampling, seed)
+            out, it2, stop2 = _optimise(r2, aff, fixed, mov)
+            m2 = _full_metric(fixed, mov, out)
+            if m2 is not None and m2 < metric_final:
+                final, n_iter, stop, metric_final = out, it2, stop2, m2
     matrix = transform_to_matrix(final)
     if not np.all(np.isfinite(matrix)):
         raise RegistrationError("registration produced a non-finite transform")
+    warning = ""
+    if metric_identity is not None and metric_final >= metric_identity - 1e-9:
+        warning = (
+            f"registration refused: no start improved on the images' own geometry (Mattes MI "
+            f"{metric_identity:.4f}; best {metric_final:.4f}, from the {chosen} start); the "
+            "moving image is used unmoved"
+        )
+        matrix, final, chosen = np.eye(4), sitk.Euler3DTransform(), "identity (refused)"
     return RegistrationResult(
         matrix=matrix,
         kind=kind,
@@ -459,6 +607,10 @@ def register(
         metric_final=metric_final,
         iterations=n_iter,
         stop_condition=stop,
-        initialisation=start_name,
+        initialisation=chosen,
         transform=final,
+        metric_identity=metric_identity,
+        starts=tried,
+        warning=warning,
+        seed=int(seed),
     )

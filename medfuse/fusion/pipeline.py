@@ -334,9 +334,12 @@ def _registration(opt: FuseOptions, ref: Any, mov: Any, paths: tuple[str, str], 
     res = register(ref, mov, kind=mode)
     bar.update(1)
     bar.close()
+    if res.warning:  # shown even with --quiet: the moving image was left where it was
+        print(f"medfuse: warning: {res.warning}", file=sys.stderr, flush=True)
     st.log(
         f"registration ({mode}, {why}): Mattes MI {res.metric_initial:.4f} -> "
-        f"{res.metric_final:.4f} after {res.iterations} iterations ({res.initialisation}); "
+        f"{res.metric_final:.4f} after {res.iterations} iterations (best of {len(res.starts)} "
+        f"starts: {res.initialisation}); "
         f"rotation {_rotation_deg(res.matrix):.1f} deg, translation "
         f"({', '.join(f'{v:.1f}' for v in res.matrix[:3, 3])}) mm; saved as transform.tfm"
     )

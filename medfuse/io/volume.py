@@ -126,7 +126,9 @@ def _read_sitk(p: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     return np.ascontiguousarray(arr), lps_to_ras(aff), {"modality": modality}
 
 
-def load_volume(path: str | os.PathLike, series_uid: str | None = None):
+def load_volume(
+    path: str | os.PathLike, series_uid: str | None = None, skip_unreadable: bool = False
+):
     """Load a medical volume with a geometry-true RAS affine.
 
     Args:
@@ -134,6 +136,8 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
             file (single- or multi-frame), NIfTI (``.nii``/``.nii.gz``), MetaImage
             (``.mha``/``.mhd``) or NRRD (``.nrrd``/``.nhdr``).
         series_uid: SeriesInstanceUID to load from a folder holding several series.
+        skip_unreadable: read a series folder without the DICOM files of the series that cannot
+            be read (listed in meta "skipped_files") instead of failing.
 
     Returns:
         ``monai.data.MetaTensor`` of shape (C, I, J, K) float32 (C = 1, 3 for RGB sources),
@@ -143,8 +147,9 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
         "frame_of_reference_uid" (str | None), "study_instance_uid", "series_instance_uid",
         "series_description", "dicom_datasets" (pydicom Datasets without pixel data, one per source
         instance ordered along k; [] for non-DICOM), "series_count" (series found in a folder, 1
-        otherwise), plus MONAI's "filename_or_obj", "space" ("RAS"), "original_affine",
-        "spatial_shape".
+        otherwise), "skipped_files" (unreadable files left out with ``skip_unreadable``: dicts
+        of "file", relative to the folder, and "reason"), plus MONAI's "filename_or_obj", "space"
+        ("RAS"), "original_affine", "spatial_shape".
 
     Raises:
         InputError: missing path, unsupported or undecodable file, several series and no choice.
@@ -160,7 +165,9 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
     with warnings.catch_warnings():  # pydicom/nibabel chatter about harmless header oddities
         warnings.simplefilter("ignore")
         if fmt == "dicom-series":
-            arr, affine, meta = read_dicom_series(p, series_uid=series_uid)
+            arr, affine, meta = read_dicom_series(
+                p, series_uid=series_uid, skip_unreadable=skip_unreadable
+            )
         elif fmt == "dicom-file":
             arr, affine, meta = read_dicom_file(p)
             if series_uid is not None and meta.get("series_instance_uid") != series_uid:
@@ -179,6 +186,7 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
         "series_description": "",
         "dicom_datasets": [],
         "series_count": 1,
+        "skipped_files": [],
     }
     full.update(meta)
     full.update(

@@ -256,6 +256,8 @@ def _check_3d(vol: Any, path: str) -> None:
             f"{path}: is a 2D image (shape {tuple(int(v) for v in vol.shape[1:])}); fuse two 3D "
             "volumes, or two folders of matching 2D images"
         )
+    if not bool(torch.isfinite(vol.as_tensor()).any()):
+        raise InputError(f"{path}: no finite voxel value (the image is all NaN or infinite)")
 
 
 def _pooled_reference(ref: Any, max_size: int = 96) -> Any:

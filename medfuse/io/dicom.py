@@ -536,17 +536,39 @@ def _iter_files(folder: Path, recursive: bool) -> Iterable[tuple[Path, str | Non
         todo[:0] = subdirs  # depth first, in name order
 
 
-def _expected_pixel_bytes(ds: Any) -> int | None:
-    """Bytes of native (uncompressed) pixel data the header announces, or None if unknown."""
+#: the Sequence Delimitation Item that ends encapsulated (compressed) pixel data.
+_SEQ_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def _pixel_data_cut(p: Path, ds: Any) -> bool:
+    """True when the file ends before its pixel data does (header read without pixels).
+
+    Native data: the file is shorter than Rows x Columns x frames x samples x bits. Encapsulated
+    data normally ends the file with a sequence delimiter; a file that does not is read in full.
+    """
+    import pydicom
+
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if ts is None or ts.is_compressed or "BitsAllocated" not in ds:
-        return None
-    try:
-        n = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
-        n *= int(ds.get("NumberOfFrames", 1) or 1)
-        return n * int(ds.BitsAllocated) // 8
-    except (TypeError, ValueError):
-        return None
+    if ts is None or "BitsAllocated" not in ds:
+        return False
+    if not ts.is_compressed:
+        try:
+            n = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+            n *= int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated) // 8
+        except (TypeError, ValueError):
+            return False
+        return os.path.getsize(p) < n
+    with open(p, "rb") as fh:
+        fh.seek(max(0, os.path.getsize(p) - len(_SEQ_END)))
+        if fh.read() == _SEQ_END:
+            return False
+    with warnings.catch_warnings(record=True) as caught:  # unusual layout: read it all
+        warnings.simplefilter("always")
+        try:
+            full = pydicom.dcmread(p)
+        except Exception:  # noqa: BLE001 - any failure here is a damaged file
+            return True
+    return "PixelData" not in full or any("End of file" in str(w.message) for w in caught)
 
 
 def _scan_one(p: Path) -> tuple[Any | None, str | None]:
@@ -585,9 +607,8 @@ def _scan_one(p: Path) -> tuple[Any | None, str | None]:
         if "Image Storage" in sop_name or sop_name == "RT Dose Storage":
             return ds, "truncated or incomplete header (no Rows/Columns)"
         return None, None  # not an image instance (RTSTRUCT, SR, ...)
-    need = _expected_pixel_bytes(ds)
-    if need is not None and os.path.getsize(p) < need:
-        return ds, "truncated pixel data (file shorter than its image)"
+    if _pixel_data_cut(p, ds):
+        return ds, "truncated pixel data"
     return ds, None
 
 

@@ -492,10 +492,11 @@ def _is_medfuse_output(folder: Path) -> bool:
 def _iter_files(folder: Path, recursive: bool) -> Iterable[tuple[Path, str | None]]:
     """``(path, problem)`` for each file under ``folder``, each real file once.
 
-    Symbolic links are resolved and followed only inside ``folder`` (links to folders outside it
-    or to a folder already visited are not followed, so cycles end); hidden entries (names
+    Symbolic links are resolved: a link to a folder is followed only inside ``folder`` and to a
+    folder not visited yet (so cycles end and the scan never leaves the tree); a link to a file
+    is read once per real file (link farms of DICOM files keep working). Hidden entries (names
     starting with '.') and medfuse's own output folders are skipped. ``problem`` is None, or why
-    the file cannot be read (a dangling link or a link out of the input folder).
+    the file cannot be read (a dangling or looping link, an unreadable sub-folder).
     """
     root = folder.resolve()
     seen_dirs: set[Path] = set()
@@ -524,13 +525,11 @@ def _iter_files(folder: Path, recursive: bool) -> Iterable[tuple[Path, str | Non
             except (OSError, RuntimeError):  # dangling link or a loop of links
                 yield p, "dangling or looping symbolic link"
                 continue
-            inside = real == root or root in real.parents
             if real.is_dir():
+                inside = real == root or root in real.parents
                 if recursive and inside and real not in seen_dirs and not _is_medfuse_output(p):
                     subdirs.append(p)
-            elif not inside:
-                yield p, "symbolic link to a file outside the input folder"
-            elif real not in seen_files:
+            elif real not in seen_files:  # a link to a file is read (once), wherever it leads
                 seen_files.add(real)
                 yield p, None
         todo[:0] = subdirs  # depth first, in name order

@@ -51,7 +51,8 @@ def option_keys() -> dict[str, click.Option]:
 def convert_option(key: str, value: Any) -> tuple[str, Any]:
     """``(parameter name, converted value)`` for one manifest/defaults entry.
 
-    An empty string or None means "not set" (the value is None).
+    An empty string or None means "not set" (the value is None). Switches (``skip-unreadable``,
+    ``allow-different-patients``) take true/false, yes/no or 1/0 (JSON: a boolean).
 
     Raises:
         KeyError: ``key`` is not a batch option (message lists the known ones).
@@ -68,6 +69,8 @@ def convert_option(key: str, value: Any) -> tuple[str, Any]:
     assert p.name is not None
     if value is None or (isinstance(value, str) and not value.strip()):
         return p.name, None
+    if isinstance(value, bool) and p.is_flag:  # JSON true/false for a switch
+        return p.name, value
     if isinstance(value, (list, tuple)) and p.name == "formats":
         value = ",".join(str(v) for v in value)
     if isinstance(value, (bool, list, tuple, dict)):

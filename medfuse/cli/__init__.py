@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
+
 import click
 
 from medfuse import __version__
@@ -53,8 +55,24 @@ class LazyGroup(click.Group):
             stopped = terminated()
             if stopped is not None:  # a library turned the SIGTERM into its own error
                 ctx.exit(stopped)
+            _end_progress_bars()
             click.echo(f"medfuse: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+
+
+def _end_progress_bars() -> None:
+    """Close the progress bars an error interrupted, so the error starts on its own line.
+
+    Without a terminal, tqdm leaves a bar's text without a final newline until it is closed.
+    """
+    tqdm_std = sys.modules.get("tqdm.std")
+    if tqdm_std is None:
+        return
+    for bar in list(getattr(tqdm_std.tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error
+            pass
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

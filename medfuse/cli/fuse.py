@@ -8,8 +8,9 @@ __all__ = ["command"]
 
 
 @click.command("fuse")
-@click.argument("a", required=False, type=click.Path(path_type=str))
-@click.argument("b", required=False, type=click.Path(path_type=str))
+# readable=False: an unreadable input is medfuse's one-line input error (exit 3), not click's usage
+@click.argument("a", required=False, type=click.Path(path_type=str, readable=False))
+@click.argument("b", required=False, type=click.Path(path_type=str, readable=False))
 @click.option(
     "-o",
     "--out",
@@ -38,7 +39,7 @@ __all__ = ["command"]
 )
 @click.option(
     "--weights",
-    type=click.Path(path_type=str),
+    type=click.Path(path_type=str, readable=False),
     default=None,
     help="Network weights file (.safetensors/.pt) for ecfusion, s3imfusion or network.",
 )
@@ -59,7 +60,7 @@ __all__ = ["command"]
 )
 @click.option(
     "--transform",
-    type=click.Path(path_type=str),
+    type=click.Path(path_type=str, readable=False),
     default=None,
     help="Apply this ITK transform file (e.g. a previous run's transform.tfm).",
 )
@@ -109,6 +110,16 @@ __all__ = ["command"]
 )
 @click.option("--series-a", default=None, metavar="UID", help="SeriesInstanceUID to pick in A.")
 @click.option("--series-b", default=None, metavar="UID", help="SeriesInstanceUID to pick in B.")
+@click.option(
+    "--skip-unreadable",
+    is_flag=True,
+    help="Fuse a DICOM series without its unreadable files (listed in run.json) instead of failing.",
+)
+@click.option(
+    "--allow-different-patients",
+    is_flag=True,
+    help="Fuse A and B although their PatientID or PatientBirthDate differ.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output folder.")
 @click.option(
     "--send",
@@ -147,6 +158,8 @@ def command(
     formats,
     series_a,
     series_b,
+    skip_unreadable,
+    allow_different_patients,
     overwrite,
     send_pacs,
     send_dicomweb,
@@ -217,6 +230,8 @@ def command(
         quiet=quiet,
         series_a=series_a,
         series_b=series_b,
+        skip_unreadable=skip_unreadable,
+        allow_different_patients=allow_different_patients,
     )
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))
     fuse_pair(a, b, out_dir, opts, log=log)

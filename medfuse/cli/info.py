@@ -10,7 +10,7 @@ __all__ = ["command"]
 
 
 @click.command("info")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str, readable=False))
 @click.option(
     "--series",
     "series_uid",

@@ -141,4 +141,32 @@ def load_config(files: Sequence[str | Path], overrides: Sequence[str] = ()) -> A
             parser[key] = value
         except (KeyError, IndexError, ValueError, TypeError) as exc:
             raise ValueError(f"override {text!r}: {exc}") from None
+    _check_whole_numbers(parser)
     return parser
+
+
+#: config entries that must be whole numbers (MONAI expressions "$..."/"@..." are not checked).
+WHOLE_NUMBER_KEYS = (
+    "trainer#max_epochs",
+    "trainer#batch_size",
+    "trainer#num_workers",
+    "trainer#checkpoint_every",
+    "trainer#val_batch_size",
+    "validation#batch_size",
+    "seed",
+)
+
+
+def _check_whole_numbers(parser: Any) -> None:
+    """Fail in one line on a non-integer :data:`WHOLE_NUMBER_KEYS` entry (e.g. max_epochs=abc)."""
+    for key in WHOLE_NUMBER_KEYS:
+        if not _exists(parser, key):
+            continue
+        value = parser[key]
+        if value is None or (isinstance(value, str) and value[:1] in ("$", "@", "%")):
+            continue
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = ok or (isinstance(value, float) and value.is_integer())
+        ok = ok or (isinstance(value, str) and value.strip().lstrip("-").isdigit())
+        if not ok:
+            raise InputError(f"config entry {key}: {value!r} is not a whole number")

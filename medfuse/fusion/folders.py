@@ -51,7 +51,11 @@ def is_image_folder(path: str | os.PathLike | None) -> bool:
     if not p.is_dir():
         return False
     n_img = n_other = 0
-    for f in p.iterdir():
+    try:
+        entries = list(p.iterdir())
+    except OSError:  # unreadable: the volume readers report it
+        return False
+    for f in entries:
         if f.is_file() and not f.name.startswith("."):
             if f.suffix.lower() in IMAGE_SUFFIXES:
                 n_img += 1

@@ -69,6 +69,9 @@ class FuseOptions:
         overwrite: replace an existing non-empty output folder.
         progress: show progress bars.
         series_a, series_b: SeriesInstanceUID to pick from folders holding several series.
+        skip_unreadable: fuse a DICOM series without its unreadable files (recorded in run.json)
+            instead of failing.
+        allow_different_patients: fuse inputs whose PatientID (or PatientBirthDate) differ.
     """
 
     method: str = "auto"
@@ -89,6 +92,8 @@ class FuseOptions:
     progress: bool = True
     series_a: str | None = None
     series_b: str | None = None
+    skip_unreadable: bool = False
+    allow_different_patients: bool = False
 
 
 @dataclass
@@ -211,7 +216,37 @@ def _describe(vol: Any, path: str, role: str) -> dict[str, Any]:
         "spacing_mm": [round(v, 6) for v in voxel_spacing(aff)],
         "orientation": orientation_code(aff),
         "n_instances": len(vol.meta.get("dicom_datasets") or []),
+        "skipped_files": list(vol.meta.get("skipped_files") or []),
     }
+
+
+def _patient_check(vols: list[Any], paths: tuple[str, str], allow: bool) -> dict[str, Any]:
+    """Check that A and B are the same patient (PatientID, and PatientBirthDate when both have it).
+
+    Returns the run.json record (never the values): ``status`` is "matched",
+    "allowed-different" or "not checkable" (an input without DICOM patient identity).
+
+    Raises:
+        InputError: the identities differ and ``allow`` is False.
+    """
+    hdrs = [(v.meta.get("dicom_datasets") or [None])[0] for v in vols]
+    if any(h is None for h in hdrs):
+        return {"status": "not checkable", "why": "an input has no DICOM patient identity"}
+    ids = [str(h.get("PatientID") or "").strip() for h in hdrs]
+    births = [str(h.get("PatientBirthDate") or "").strip() for h in hdrs]
+    if not any(ids):
+        return {"status": "not checkable", "why": "neither input has a PatientID"}
+    compared = ["PatientID"] + (["PatientBirthDate"] if all(births) else [])
+    differ = [k for k, vals in (("PatientID", ids), ("PatientBirthDate", births))
+              if k in compared and vals[0] != vals[1]]
+    if not differ:
+        return {"status": "matched", "compared": compared}
+    if not allow:
+        raise InputError(
+            f"{paths[0]} and {paths[1]}: different patients ({' and '.join(differ)} differ); "
+            "fuse images of one patient, or pass --allow-different-patients"
+        )
+    return {"status": "allowed-different", "compared": compared, "differ": differ}
 
 
 def _check_3d(vol: Any, path: str) -> None:
@@ -221,6 +256,8 @@ def _check_3d(vol: Any, path: str) -> None:
             f"{path}: is a 2D image (shape {tuple(int(v) for v in vol.shape[1:])}); fuse two 3D "
             "volumes, or two folders of matching 2D images"
         )
+    if not bool(torch.isfinite(vol.as_tensor()).any()):
+        raise InputError(f"{path}: no finite voxel value (the image is all NaN or infinite)")
 
 
 def _pooled_reference(ref: Any, max_size: int = 96) -> Any:
@@ -420,11 +457,14 @@ def fuse_volumes(
         bar = st.bar("load", 2)
         vols = []
         for p, uid in zip(paths, (opt.series_a, opt.series_b)):
-            vols.append(load_volume(p, series_uid=uid))
+            vols.append(load_volume(p, series_uid=uid, skip_unreadable=opt.skip_unreadable))
             bar.update(1)
         bar.close()
         for v, p in zip(vols, paths):
             _check_3d(v, p)
+            if v.meta.get("skipped_files"):
+                st.log(f"{p}: skipped {len(v.meta['skipped_files'])} unreadable file(s)")
+        patient = _patient_check(vols, paths, opt.allow_different_patients)
         st.timed("load", t0)
         mods = tuple(str(v.meta.get("modality") or "").upper() for v in vols)
         functional = tuple(
@@ -599,6 +639,7 @@ def fuse_volumes(
             "command": "medfuse fuse",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "inputs": [_describe(v, p, "ab"[n]) for n, (v, p) in enumerate(zip(vols, paths))],
+            "patient_check": patient,
             "reference_grid": "ab"[ri],
             "moving": "ab"[mi],
             "functional": {"a": functional[0], "b": functional[1]},

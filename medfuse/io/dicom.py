@@ -22,6 +22,7 @@ Geometry rules (see docs/io.md):
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Iterable
@@ -34,6 +35,7 @@ import numpy as np
 from medfuse.errors import GeometryError, InputError
 
 from .geometry import dicom_affine
+from .guard import MARKER
 
 __all__ = [
     "SeriesInfo",
@@ -42,6 +44,8 @@ __all__ = [
     "read_dicom_series",
     "read_header",
     "SPACING_TOLERANCE",
+    "OUTPUT_MARKER",
+    "Unreadable",
 ]
 
 #: relative tolerance on slice gaps (fraction of the mean gap); absolute floor in mm is 0.01.
@@ -451,38 +455,179 @@ def read_dicom_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, di
     return vol, affine, meta
 
 
-def _iter_files(folder: Path, recursive: bool) -> Iterable[Path]:
-    if recursive:
-        for root, dirs, files in os.walk(folder, followlinks=True):
-            dirs.sort()
-            for name in sorted(files):
-                yield Path(root) / name
-    else:
-        for p in sorted(folder.iterdir()):
-            if p.is_file():
-                yield p
+#: marker file medfuse writes into its output folders (:data:`medfuse.io.guard.MARKER`); a
+#: folder holding it (or medfuse's run.json) is medfuse's own output and is not scanned as input.
+OUTPUT_MARKER = MARKER
+#: file-name suffixes that say "DICOM": such a file that cannot be read as DICOM is reported.
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 
 
-def _scan(folder: Path, recursive: bool) -> dict[str, list[tuple[Path, Any]]]:
+@dataclass(frozen=True)
+class Unreadable:
+    """A file of a series folder that looks like DICOM but could not be read.
+
+    Attributes:
+        path: the file (as found under the input folder, symbolic links not resolved).
+        reason: why, in a few words (no patient data).
+        series_instance_uid: the series it belongs to, when the header got that far.
+    """
+
+    path: Path
+    reason: str
+    series_instance_uid: str | None = None
+
+
+def _is_medfuse_output(folder: Path) -> bool:
+    """True for a folder medfuse wrote (marker file, or a run.json whose command is medfuse)."""
+    if (folder / OUTPUT_MARKER).exists():
+        return True
+    run = folder / "run.json"
+    try:
+        if not run.is_file() or run.stat().st_size > 10_000_000:
+            return False
+        return str(json.loads(run.read_text()).get("command", "")).startswith("medfuse")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _iter_files(folder: Path, recursive: bool) -> Iterable[tuple[Path, str | None]]:
+    """``(path, problem)`` for each file under ``folder``, each real file once.
+
+    Symbolic links are resolved: a link to a folder is followed only inside ``folder`` and to a
+    folder not visited yet (so cycles end and the scan never leaves the tree); a link to a file
+    is read once per real file (link farms of DICOM files keep working). Hidden entries (names
+    starting with '.') and medfuse's own output folders are skipped. ``problem`` is None, or why
+    the file cannot be read (a dangling or looping link, an unreadable sub-folder).
+    """
+    root = folder.resolve()
+    seen_dirs: set[Path] = set()
+    seen_files: set[Path] = set()
+    todo = [folder]
+    while todo:
+        here = todo.pop(0)
+        real_dir = here.resolve()
+        if real_dir in seen_dirs:
+            continue
+        seen_dirs.add(real_dir)
+        try:
+            names = sorted(os.listdir(here))
+        except OSError as exc:
+            if here == folder:
+                raise InputError(f"{folder}: cannot read the folder ({exc.strerror})") from None
+            yield here, f"folder cannot be read ({exc.strerror})"
+            continue
+        subdirs = []
+        for name in names:
+            p = here / name
+            if name.startswith("."):
+                continue
+            try:
+                real = p.resolve(strict=True)
+            except (OSError, RuntimeError):  # dangling link or a loop of links
+                yield p, "dangling or looping symbolic link"
+                continue
+            if real.is_dir():
+                inside = real == root or root in real.parents
+                if recursive and inside and real not in seen_dirs and not _is_medfuse_output(p):
+                    subdirs.append(p)
+            elif real not in seen_files:  # a link to a file is read (once), wherever it leads
+                seen_files.add(real)
+                yield p, None
+        todo[:0] = subdirs  # depth first, in name order
+
+
+#: the Sequence Delimitation Item that ends encapsulated (compressed) pixel data.
+_SEQ_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def _pixel_data_cut(p: Path, ds: Any) -> bool:
+    """True when the file ends before its pixel data does (header read without pixels).
+
+    Native data: the file is shorter than Rows x Columns x frames x samples x bits. Encapsulated
+    data normally ends the file with a sequence delimiter; a file that does not is read in full.
+    """
+    import pydicom
+
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts is None or "BitsAllocated" not in ds:
+        return False
+    if not ts.is_compressed:
+        try:
+            n = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+            n *= int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated) // 8
+        except (TypeError, ValueError):
+            return False
+        return os.path.getsize(p) < n
+    with open(p, "rb") as fh:
+        fh.seek(max(0, os.path.getsize(p) - len(_SEQ_END)))
+        if fh.read() == _SEQ_END:
+            return False
+    with warnings.catch_warnings(record=True) as caught:  # unusual layout: read it all
+        warnings.simplefilter("always")
+        try:
+            full = pydicom.dcmread(p)
+        except Exception:  # noqa: BLE001 - any failure here is a damaged file
+            return True
+    return "PixelData" not in full or any("End of file" in str(w.message) for w in caught)
+
+
+def _scan_one(p: Path) -> tuple[Any | None, str | None]:
+    """``(header, None)`` for an image instance, ``(None, None)`` for a file to ignore quietly
+    (not DICOM, or DICOM without an image: RTSTRUCT, SR, ...), ``(None | header, reason)`` for a
+    DICOM file that cannot be read (the header is returned when it names its series)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    groups: dict[str, list[tuple[Path, Any]]] = {}
-    for p in _iter_files(folder, recursive):
-        if p.name.startswith(".") or p.name.upper() == "DICOMDIR":
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=True)
+        except InvalidDicomError:
+            if not p.name.lower().endswith(_DICOM_SUFFIXES):
+                return None, None  # README, .txt, thumbnails...: not DICOM
             try:
-                ds = pydicom.dcmread(p, stop_before_pixels=True)
-            except (InvalidDicomError, OSError):
-                continue
-            except Exception:  # corrupt DICOM: skipped in discovery, reported when read directly
-                continue
-        if "Rows" not in ds or "SeriesInstanceUID" not in ds:
-            continue  # not an image instance (RTSTRUCT, SR, ...)
-        groups.setdefault(str(ds.SeriesInstanceUID), []).append((p, ds))
-    return groups
+                ds = pydicom.dcmread(p, stop_before_pixels=True, force=True)
+            except Exception:
+                return None, "not readable as DICOM"
+            if "Rows" not in ds or "SeriesInstanceUID" not in ds:
+                return None, "not readable as DICOM (no DICM header, no image attributes)"
+        except PermissionError:
+            return None, "permission denied"
+        except OSError as exc:
+            return None, _one_line(exc.strerror or exc, 80)
+        except Exception as exc:  # pydicom raises many kinds on corrupt files
+            return None, f"corrupt DICOM header ({_one_line(exc, 80)})"
+    if any("End of file" in str(w.message) for w in caught):
+        return (ds if "SeriesInstanceUID" in ds else None), "truncated file"
+    sop = ds.get("SOPClassUID") or getattr(ds.get("file_meta"), "MediaStorageSOPClassUID", None)
+    sop_name = getattr(sop, "name", "") or ""
+    if sop is None or "SeriesInstanceUID" not in ds or "StudyInstanceUID" not in ds:
+        return None, "truncated or incomplete header (no SOP class, study or series UID)"
+    if "Rows" not in ds or "Columns" not in ds:
+        if "Image Storage" in sop_name or sop_name == "RT Dose Storage":
+            return ds, "truncated or incomplete header (no Rows/Columns)"
+        return None, None  # not an image instance (RTSTRUCT, SR, ...)
+    if _pixel_data_cut(p, ds):
+        return ds, "truncated pixel data"
+    return ds, None
+
+
+def _scan(
+    folder: Path, recursive: bool
+) -> tuple[dict[str, list[tuple[Path, Any]]], list[Unreadable]]:
+    """Image instances grouped by SeriesInstanceUID, and the DICOM files that could not be read."""
+    groups: dict[str, list[tuple[Path, Any]]] = {}
+    bad: list[Unreadable] = []
+    for p, problem in _iter_files(folder, recursive):
+        if p.name.upper() == "DICOMDIR":
+            continue
+        ds, reason = (None, problem) if problem else _scan_one(p)
+        if reason:
+            uid = str(ds.SeriesInstanceUID) if ds is not None and "SeriesInstanceUID" in ds else None
+            bad.append(Unreadable(p, reason, uid))
+        elif ds is not None:
+            groups.setdefault(str(ds.SeriesInstanceUID), []).append((p, ds))
+    return groups, bad
 
 
 def _info(uid: str, items: list[tuple[Path, Any]]) -> SeriesInfo:
@@ -514,7 +659,8 @@ def find_series(folder: str | os.PathLike, recursive: bool = True) -> list[Serie
 
     Args:
         folder: folder to scan.
-        recursive: also scan sub-folders (default True; symbolic links are followed).
+        recursive: also scan sub-folders (default True; symbolic links are followed inside
+            ``folder`` only; hidden folders and medfuse's own outputs are skipped).
 
     Returns:
         the series sorted by (study UID, series number, description).
@@ -527,7 +673,7 @@ def find_series(folder: str | os.PathLike, recursive: bool = True) -> list[Serie
         raise InputError(f"{f}: not a folder")
     with warnings.catch_warnings():  # pydicom complains lazily about odd values (invalid UIs...)
         warnings.simplefilter("ignore")
-        groups = _scan(f, recursive)
+        groups, _ = _scan(f, recursive)
         infos = [_info(uid, items) for uid, items in groups.items()]
     infos.sort(
         key=lambda s: (
@@ -540,42 +686,74 @@ def find_series(folder: str | os.PathLike, recursive: bool = True) -> list[Serie
     return infos
 
 
+def _unreadable_error(folder: Path, bad: list[Unreadable]) -> InputError:
+    first = bad[0]
+    more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+    return InputError(
+        f"{folder}: {len(bad)} file(s) of the series could not be read: "
+        f"{_relative(first.path, folder)} ({first.reason}){more}; repair or remove them, or "
+        "fuse without them (--skip-unreadable)"
+    )
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return path.name
+
+
 def read_dicom_series(
     folder: str | os.PathLike,
     series_uid: str | None = None,
     recursive: bool = True,
+    skip_unreadable: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Read one DICOM series from a folder as a volume.
+
+    Every DICOM file of the series that cannot be read (truncated or corrupt header, truncated
+    pixel data, permission denied, a dangling symbolic link or one leading out of ``folder``) is
+    an error, unless ``skip_unreadable``; files whose series is unknown (header cut before the
+    SeriesInstanceUID) count for the series read. Files that are not DICOM are ignored.
 
     Args:
         folder: folder holding the series' files (other series may be there too).
         series_uid: SeriesInstanceUID to pick; required when the folder holds several series.
         recursive: also scan sub-folders.
+        skip_unreadable: read the series without its unreadable files (listed in the
+            ``skipped_files`` meta) instead of failing.
 
     Returns:
         ``(array, affine, meta)`` as :func:`read_dicom_file`, ``dicom_datasets`` holding one header
-        (without pixel data) per instance in slice order, plus ``series_count`` (series found).
+        (without pixel data) per instance in slice order, plus ``series_count`` (series found) and
+        ``skipped_files`` (``[{"file": path relative to folder, "reason": ...}]``).
 
     Raises:
         InputError: no series, several series and no (or an unknown) ``series_uid``,
-            undecodable data.
+            unreadable files (without ``skip_unreadable``), undecodable data.
         GeometryError: inconsistent geometry (uneven spacing, mixed orientation, duplicates).
     """
     f = Path(folder)
     if not f.is_dir():
         raise InputError(f"{f}: not a folder")
-    groups = _scan(f, recursive)
+    groups, bad = _scan(f, recursive)
     if not groups:
+        if bad and not skip_unreadable:
+            raise _unreadable_error(f, bad)
         raise InputError(f"{f}: no DICOM image series found")
     if series_uid is None and len(groups) > 1:
         listing = "; ".join(_info(u, it).describe() for u, it in sorted(groups.items()))
         raise InputError(
-            f"{f}: {len(groups)} series found, choose one with series_uid (--series): {listing}"
+            f"{f}: {len(groups)} series found, choose one with series_uid (medfuse fuse: "
+            f"--series-a/--series-b): {listing}"
         )
     if series_uid is not None and series_uid not in groups:
         listing = "; ".join(_info(u, it).describe() for u, it in sorted(groups.items()))
         raise InputError(f"{f}: series {series_uid} not found; series here: {listing}")
     uid = series_uid if series_uid is not None else next(iter(groups))
+    bad = [b for b in bad if b.series_instance_uid in (None, uid)]
+    if bad and not skip_unreadable:
+        raise _unreadable_error(f, bad)
     items = sorted(groups[uid], key=lambda t: t[0])
     frames: list[_Frame] = []
     for p, ds in items:
@@ -584,4 +762,5 @@ def read_dicom_series(
     meta = _meta_from(items[0][1])
     meta["dicom_datasets"] = headers
     meta["series_count"] = len(groups)
+    meta["skipped_files"] = [{"file": _relative(b.path, f), "reason": b.reason} for b in bad]
     return vol, affine, meta

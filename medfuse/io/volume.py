@@ -127,7 +127,7 @@ def _read_sitk(p: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
 
 
 def read_volume(
-    path: str | os.PathLike, series_uid: str | None = None
+    path: str | os.PathLike, series_uid: str | None = None, skip_unreadable: bool = False
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Read a medical volume as NumPy: what :func:`load_volume` wraps, without torch or MONAI.
 
@@ -137,6 +137,7 @@ def read_volume(
     Args:
         path: as for :func:`load_volume`.
         series_uid: as for :func:`load_volume`.
+        skip_unreadable: as for :func:`load_volume`.
 
     Returns:
         ``(array, affine, meta)``: (C, I, J, K) float32, (4, 4) float64 voxel -> RAS mm, and the
@@ -153,7 +154,9 @@ def read_volume(
     with warnings.catch_warnings():  # pydicom/nibabel chatter about harmless header oddities
         warnings.simplefilter("ignore")
         if fmt == "dicom-series":
-            arr, affine, meta = read_dicom_series(p, series_uid=series_uid)
+            arr, affine, meta = read_dicom_series(
+                p, series_uid=series_uid, skip_unreadable=skip_unreadable
+            )
         elif fmt == "dicom-file":
             arr, affine, meta = read_dicom_file(p)
             if series_uid is not None and meta.get("series_instance_uid") != series_uid:
@@ -172,6 +175,7 @@ def read_volume(
         "series_description": "",
         "dicom_datasets": [],
         "series_count": 1,
+        "skipped_files": [],
     }
     full.update(meta)
     full.update(
@@ -187,7 +191,9 @@ def read_volume(
     return arr, affine, full
 
 
-def load_volume(path: str | os.PathLike, series_uid: str | None = None):
+def load_volume(
+    path: str | os.PathLike, series_uid: str | None = None, skip_unreadable: bool = False
+):
     """Load a medical volume with a geometry-true RAS affine.
 
     Args:
@@ -195,6 +201,8 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
             file (single- or multi-frame), NIfTI (``.nii``/``.nii.gz``), MetaImage
             (``.mha``/``.mhd``) or NRRD (``.nrrd``/``.nhdr``).
         series_uid: SeriesInstanceUID to load from a folder holding several series.
+        skip_unreadable: read a series folder without the DICOM files of the series that cannot
+            be read (listed in meta "skipped_files") instead of failing.
 
     Returns:
         ``monai.data.MetaTensor`` of shape (C, I, J, K) float32 (C = 1, 3 for RGB sources),
@@ -204,8 +212,9 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
         "frame_of_reference_uid" (str | None), "study_instance_uid", "series_instance_uid",
         "series_description", "dicom_datasets" (pydicom Datasets without pixel data, one per source
         instance ordered along k; [] for non-DICOM), "series_count" (series found in a folder, 1
-        otherwise), plus MONAI's "filename_or_obj", "space" ("RAS"), "original_affine",
-        "spatial_shape".
+        otherwise), "skipped_files" (unreadable files left out with ``skip_unreadable``: dicts
+        of "file", relative to the folder, and "reason"), plus MONAI's "filename_or_obj", "space"
+        ("RAS"), "original_affine", "spatial_shape".
 
     Raises:
         InputError: missing path, unsupported or undecodable file, several series and no choice.
@@ -214,7 +223,7 @@ def load_volume(path: str | os.PathLike, series_uid: str | None = None):
     import torch
     from monai.data import MetaTensor
 
-    arr, affine, full = read_volume(path, series_uid=series_uid)
+    arr, affine, full = read_volume(path, series_uid=series_uid, skip_unreadable=skip_unreadable)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = MetaTensor(

@@ -75,9 +75,17 @@ def _first_line(exc: BaseException) -> str:
     """
     text = str(exc)
     if "WeightsUnpickler error:" in text:
-        detail = " ".join(text.split("WeightsUnpickler error:", 1)[1].split())
-        detail = detail.split(". ")[0].split(" Check the documentation")[0].rstrip(".")
-        return f"refused by the safe (weights_only) loader: {detail}"[:200]
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    elif "Weights only load failed" in text:  # keep the reason, drop torch's advice and links
+        parts = [" ".join(p.split()) for p in text.split("\n\n")]
+        parts = [p for p in parts if p and "weights_only" not in p and "Weights only" not in p]
+        text = parts[0] if parts else "refused"
+    else:
+        text = ""
+    if text:
+        detail = " ".join(text.split()).split(". ")[0].split(" Check the documentation")[0]
+        return f"refused by the safe (weights_only) loader: {detail.rstrip('.')}"[:200]
+    text = str(exc)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."

@@ -24,7 +24,6 @@ __all__ = [
     "default_data_root",
     "load_config",
     "parse_override",
-    "pipelines_dir",
 ]
 
 #: What the papers state (ECFusion, Luo et al. 2025, "Data preprocessing"/"Implementation
@@ -41,11 +40,6 @@ PAPER_RECIPES: dict[str, dict[str, Any]] = {
         "input_size": 256, "value_range": (-1.0, 1.0),
     },
 }
-
-
-def pipelines_dir() -> Path:
-    """The ``pipelines/`` folder of the source checkout (beside the ``medfuse`` package)."""
-    return Path(__file__).resolve().parents[2] / "pipelines"
 
 
 def default_data_root() -> str:

@@ -12,7 +12,6 @@ from scipy import ndimage
 __all__ = [
     "as_image",
     "check_triplet",
-    "matlab_round",
     "minmax_to_255",
     "fspecial_gaussian_1d",
     "filter2_valid_separable",
@@ -51,11 +50,6 @@ def check_triplet(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
         raise ValueError(
             f"image sizes differ: fused {fused.shape}, a {a.shape}, b {b.shape}"
         )
-
-
-def matlab_round(x: np.ndarray) -> np.ndarray:
-    """MATLAB ``round``: half away from zero (numpy's ``rint`` rounds half to even)."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 def minmax_to_255(x: np.ndarray) -> np.ndarray:

@@ -29,6 +29,22 @@ FORBIDDEN = [
 #: modules outside medfuse.cli that may import it: the ``python -m medfuse`` entry point.
 CLI_ENTRY_POINTS = {"medfuse.__main__"}
 
+#: the layers of docs/ARCHITECTURE.md, lowest first: a part imports only parts of lower layers
+#: (and its own modules); parts of one layer do not import each other.
+LAYERS: list[set[str]] = [
+    {"medfuse.errors"},
+    {"medfuse"},
+    {"medfuse.io", "medfuse.transforms", "medfuse.data"},
+    {"medfuse.registration", "medfuse.metrics", "medfuse.pacs"},
+    {"medfuse.nets"},
+    {"medfuse.losses", "medfuse.fusion"},
+    {"medfuse.engines"},
+    {"medfuse.bundle", "medfuse.batch"},
+    {"medfuse.integrations"},
+    {"medfuse.cli"},
+    {"medfuse.__main__"},
+]
+
 
 def _within(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
@@ -134,6 +150,27 @@ def layering_violations(graph: dict[str, set[str]]) -> list[str]:
     return bad
 
 
+def part(module: str) -> str:
+    """The part a module belongs to: ``medfuse.fusion.base`` -> ``medfuse.fusion``."""
+    return ".".join(module.split(".")[:2])
+
+
+def layer_violations(graph: dict[str, set[str]], layers: list[set[str]]) -> list[str]:
+    """One line per import between parts that does not go to a lower layer."""
+    rank = {p: i for i, ps in enumerate(layers) for p in ps}
+    bad = []
+    for src, targets in sorted(graph.items()):
+        for dst in sorted(targets):
+            a, b = part(src), part(dst)
+            if a == b:
+                continue
+            if a not in rank or b not in rank:
+                bad.append(f"{src} -> {dst}: {a if a not in rank else b} has no layer")
+            elif rank[b] >= rank[a]:
+                bad.append(f"{src} -> {dst}: layer {rank[a]} may not import layer {rank[b]}")
+    return bad
+
+
 @pytest.fixture(scope="module")
 def graph() -> dict[str, set[str]]:
     return import_graph(PACKAGE)
@@ -145,6 +182,10 @@ def test_no_import_cycle(graph) -> None:
 
 def test_layers_import_only_downwards(graph) -> None:
     assert layering_violations(graph) == []
+
+
+def test_parts_import_only_lower_layers(graph) -> None:
+    assert layer_violations(graph, LAYERS) == []
 
 
 def test_the_graph_sees_the_package(graph) -> None:
@@ -179,7 +220,8 @@ def test_walker_finds_circles_and_bad_layers(tmp_path: Path) -> None:
         "medfuse/fusion/auto.py": "def f():\n    from ..engines.card import compare\n",
         "medfuse/nets/__init__.py": "from medfuse.nets.pretrained import load\n",
         "medfuse/nets/pretrained.py": (
-            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from medfuse.io.checksums import h\n"),
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from medfuse.io.checksums import h\n"),
         "medfuse/io/__init__.py": "",
         "medfuse/io/checksums.py": "",
         "medfuse/batch/options.py": "def f():\n    import medfuse.cli.run\n",
@@ -189,6 +231,14 @@ def test_walker_finds_circles_and_bad_layers(tmp_path: Path) -> None:
     assert g["medfuse.fusion"] == {"medfuse.fusion.base"}
     assert g["medfuse.cli"] == {"medfuse.cli.run"}
     assert import_cycles(g) == [["medfuse.fusion.base", "medfuse.fusion.classical"]]
+    layers = [{"medfuse"}, {"medfuse.io"}, {"medfuse.nets"}, {"medfuse.fusion"},
+              {"medfuse.engines"}, {"medfuse.batch"}, {"medfuse.cli"}, {"medfuse.__main__"}]
+    assert layer_violations(g, layers) == [
+        "medfuse.batch.options -> medfuse.cli.run: layer 5 may not import layer 6",
+        "medfuse.fusion.auto -> medfuse.engines.card: layer 3 may not import layer 4",
+    ]
+    assert layer_violations(g, [{"medfuse.nets", "medfuse.io"}, *layers[3:]])[-1] == (
+        "medfuse.nets.pretrained -> medfuse.io.checksums: layer 0 may not import layer 0")
     assert [line.split(":")[0] for line in layering_violations(g)] == [
         "medfuse.batch.options -> medfuse.cli.run",  # batch -> cli
         "medfuse.batch.options -> medfuse.cli.run",  # and a library module -> cli

@@ -12,6 +12,7 @@ and PyTorch checkpoints (``.pt``/``.pth``, as written by the training engine) wi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 def sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file (recorded in run.json and model cards)."""
-    from medfuse.io.checksums import file_sha256
-
-    return file_sha256(path)
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def pretrained_path(network: str, task: str) -> Path:
@@ -135,7 +134,7 @@ def load_weights(path: str | Path, network: str | None = None, device: str | tor
     Raises:
         WeightsError: missing, unreadable, or not matching the network.
     """
-    from medfuse.nets import get_network, list_networks
+    from medfuse.nets.registry import get_network, list_networks
 
     path = Path(path)
     if not path.is_file():

@@ -41,7 +41,7 @@ _AUTO_NETWORKS = ("ecfusion", "s3imfusion")
 
 
 def quality_path() -> Path:
-    """``quality.json`` in the shipped weights folder (:data:`~medfuse.nets.pretrained.WEIGHTS_DIR`)."""
+    """``quality.json`` in the shipped weights folder (``medfuse.nets.pretrained.WEIGHTS_DIR``)."""
     from medfuse.nets import pretrained
 
     return pretrained.WEIGHTS_DIR / "quality.json"

@@ -38,7 +38,9 @@ class NetworkFusion(FusionMethod):
     name = ""
     network: str | None = None  # registry name in medfuse.nets (None: taken from the file)
     needs_weights = True
-    bytes_per_pixel = 1024  # measured: ECFusion at 512x512 in batches of 16 peaked near 1 kB per pixel
+    bytes_per_pixel = (
+        1024  # measured: ECFusion at 512x512 in batches of 16 peaked near 1 kB per pixel
+    )
 
     def __init__(
         self,

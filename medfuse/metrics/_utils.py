@@ -53,7 +53,7 @@ def check_triplet(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
 
 
 def minmax_to_255(x: np.ndarray) -> np.ndarray:
-    """VIFB's ``normalize1``: ``round(255 (x - min) / (max - min))``; a constant image gives zeros."""
+    """VIFB's ``normalize1``: ``round(255 (x - min) / (max - min))``; a constant image gives 0."""
     lo, hi = float(x.min()), float(x.max())
     if hi == lo:
         return np.zeros_like(x, dtype=np.float64)

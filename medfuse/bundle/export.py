@@ -328,7 +328,7 @@ def export_bundle(
     from medfuse.errors import WeightsError
     from medfuse.io.atomic import AtomicOutputDir, check_output_dir
     from medfuse.nets import NETWORKS, TASKS
-    from medfuse.nets.pretrained import read_weights, load_weights, pretrained_path, sha256
+    from medfuse.nets.pretrained import load_weights, pretrained_path, read_weights, sha256
 
     out = check_output_dir(out_dir, overwrite)
     if weights is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+
 import click
 
 from medfuse import __version__

@@ -26,11 +26,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import apply_transform
-from torch.utils.data import Dataset as TorchDataset
 from monai.transforms import (
     Compose,
     EnsureChannelFirstd,
@@ -40,7 +37,9 @@ from monai.transforms import (
     RandomizableTransform,
     Resized,
     ScaleIntensityRanged,
+    apply_transform,
 )
+from torch.utils.data import Dataset as TorchDataset
 
 from medfuse.errors import InputError
 

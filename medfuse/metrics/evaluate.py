@@ -182,7 +182,7 @@ def _items(
     kinds = {label: _is_volume(p) for label, p in paths.items()}
     if len(set(kinds.values())) > 1:
         listing = ", ".join(
-            f"{p} ({'volume' if kinds[l] else '2D image'})" for l, p in paths.items()
+            f"{p} ({'volume' if kinds[lb] else '2D image'})" for lb, p in paths.items()
         )
         raise InputError(f"{name}: mixes 2D images and volumes: {listing}")
     if not next(iter(kinds.values())):
@@ -190,7 +190,7 @@ def _items(
         shapes = {label: a.shape[:2] for label, a in imgs.items()}
         if len(set(shapes.values())) > 1:
             raise InputError(f"{name}: image sizes differ: "
-                             + ", ".join(f"{paths[l]} {s[1]}x{s[0]}" for l, s in shapes.items()))
+                             + ", ".join(f"{paths[lb]} {s[1]}x{s[0]}" for lb, s in shapes.items()))
         yield name, imgs
         return
     vols, ref_label = {}, None

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from functools import lru_cache
 
+import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 

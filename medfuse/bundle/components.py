@@ -66,7 +66,7 @@ class SliceFusionInferer(Inferer):
         )
         return StackSlices(self.axis)(fused, slices)
 
-    def __call__(
+    def __call__(  # type: ignore[override]  # the bundle's network is an nn.Module
         self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any
     ) -> torch.Tensor:
         """Fuse a batch ``(B, 2, I, J, K)`` -> ``(B, 1, I, J, K)`` (MetaTensor, inputs' meta)."""

@@ -346,7 +346,7 @@ def export_bundle(
     weights = Path(weights)
     model = load_weights(weights, network=network)  # validates file, network and state dict
     _, meta = read_weights(weights)
-    network = (network or meta.get("network")).lower()
+    network = str(network or meta.get("network")).lower()
     task = (task or meta.get("task") or None)
     task = task.lower() if task else None
     kwargs = dict(meta.get("kwargs") or {})

@@ -92,6 +92,7 @@ def make_peer(
         if not dicomweb_url.startswith(("http://", "https://")):
             raise click.UsageError(f"{dicomweb_flag}: {dicomweb_url!r} is not an http(s) URL")
         return DicomwebServer(dicomweb_url, timeout=timeout)
+    assert pacs is not None  # exactly one of the two was given
     try:
         host, port = parse_address(pacs)
     except ValueError as exc:

@@ -39,6 +39,7 @@ from monai.transforms import (
     ScaleIntensityRanged,
     apply_transform,
 )
+from monai.transforms.transform import TransformBackends
 from torch.utils.data import Dataset as TorchDataset
 
 from medfuse.errors import InputError
@@ -331,7 +332,7 @@ class RandSquareMaskd(RandomizableTransform, MapTransform):
         independent: one decision per key (True) or one shared by all keys (False).
     """
 
-    backend = [torch.Tensor]
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, keys: KeysCollection, prob: float = 0.5, size: int = 64,
                  values: Sequence[float] = (-1.0, 1.0), independent: bool = True,

@@ -29,7 +29,7 @@ from typing import Any
 __all__ = ["FusionInferTask", "HAVE_MONAILABEL"]
 
 try:  # MONAI Label is optional: use its base class when it is installed
-    from monailabel.tasks.infer.basic_infer import BasicInferTask as _Base  # type: ignore[import-not-found]
+    from monailabel.tasks.infer.basic_infer import BasicInferTask as _Base
 
     HAVE_MONAILABEL = True
 except ImportError:  # pragma: no cover - depends on the environment

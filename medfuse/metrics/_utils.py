@@ -34,10 +34,11 @@ def as_image(x: object, name: str = "image", dtype: type = np.float64) -> np.nda
     if hasattr(x, "detach"):  # torch tensor, without importing torch here
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
+    shape = arr.shape
     while arr.ndim > 2 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2D image (H, W), got shape {tuple(np.shape(x))}")
+        raise ValueError(f"{name}: expected a 2D image (H, W), got shape {tuple(shape)}")
     arr = arr.astype(dtype, copy=False)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains NaN or infinite values")

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class EvaluationResult:
     profile: str
     metrics: tuple[str, ...]
     methods: tuple[str, ...]
-    rows: list[dict[str, object]]
+    rows: list[dict[str, Any]]
     summary: dict[str, dict[str, dict[str, float]]]
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -421,7 +422,7 @@ def evaluate_folders(
                 raise OutputError(f"{out}: already holds results ({', '.join(sorted(clash)[:4])}); "
                                   "use --overwrite or another folder")
     matched = match_folders({"a": a, "b": b, **fused})
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     notes: list[str] = []
     disable = None if progress is None else not progress
     for name, paths in tqdm(matched.items(), desc="evaluate", unit="image", disable=disable):

@@ -84,6 +84,7 @@ def _int_power(x: np.ndarray, p: float) -> np.ndarray:
             k >>= 1
             if k:
                 base = base * base
+        assert out is not None  # p >= 1
         return out
     return x**p
 

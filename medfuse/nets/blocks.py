@@ -23,6 +23,8 @@ class Sobel(nn.Module):
         eps: added under the square root so its gradient stays finite at zero.
     """
 
+    kernel: torch.Tensor
+
     def __init__(self, mode: str = "magnitude", eps: float = 1e-12) -> None:
         super().__init__()
         if mode not in ("magnitude", "abs", "xy"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def _first_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state dict and metadata of a weights file, loaded safely (no network is built).
 
     Args:
@@ -124,14 +125,14 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         ) from None
     if not isinstance(ckpt, dict):
         raise WeightsError(f"{path}: checkpoint is not a dictionary")
-    state = ckpt.get("model", ckpt.get("state_dict", ckpt))
+    state = ckpt["model"] if "model" in ckpt else ckpt.get("state_dict", ckpt)
     meta = {k: ckpt[k] for k in ("network", "kwargs", "task") if k in ckpt}
     meta.setdefault("kwargs", {})
     return state, meta
 
 
-def load_weights(path: str | Path, network: str | None = None, device: str | torch.device = "cpu",
-                 **kwargs: Any) -> nn.Module:
+def load_weights(path: str | os.PathLike[str], network: str | None = None,
+                 device: str | torch.device = "cpu", **kwargs: Any) -> nn.Module:
     """Rebuild a network from a weights file and return it in eval mode on ``device``.
 
     Args:

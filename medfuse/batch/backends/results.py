@@ -9,7 +9,7 @@ __all__ = ["not_started", "skipped"]
 
 def not_started(
     study: dict[str, Any],
-    why: str = "not started: the batch was stopped",
+    why: str | None = "not started: the batch was stopped",
     status: str = "interrupted",
     exit_code: int | None = None,
 ) -> dict[str, Any]:

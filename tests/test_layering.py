@@ -12,6 +12,7 @@ parent imports are not edges either (a package may re-export its submodules).
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -186,6 +187,17 @@ def test_layers_import_only_downwards(graph) -> None:
 
 def test_parts_import_only_lower_layers(graph) -> None:
     assert layer_violations(graph, LAYERS) == []
+
+
+def test_the_layers_are_those_of_the_architecture_guide() -> None:
+    doc = (PACKAGE.parent / "docs" / "ARCHITECTURE.md").read_text()
+    rows = [line.split("|") for line in doc.splitlines() if re.match(r"\| \d+ \|", line)]
+    documented = [
+        {"medfuse" if n == "medfuse" else f"medfuse.{n}" for n in re.findall(r"`([^`]+)`", r[2])}
+        for r in rows
+    ]
+    assert [int(r[1]) for r in rows] == list(range(len(LAYERS)))
+    assert documented == LAYERS
 
 
 def test_the_graph_sees_the_package(graph) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up medfuse on a fresh machine.
 #   bash scripts/setup.sh          # the package and its Python dependencies
-#   bash scripts/setup.sh --test   # + test tools: dicom3tools (dciodvfy), dcmtk, Orthanc, pytest
+#   bash scripts/setup.sh --test   # + test tools: dicom3tools (dciodvfy), dcmtk, Orthanc, pytest,
+#                                  # ruff and mypy
 #
 # torch: if no torch is importable, this installs torch==2.13.0 (a CPU wheel on the medfuse
 # development machines). GPU users: install the CUDA build of torch you want FIRST

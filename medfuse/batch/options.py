@@ -25,13 +25,9 @@ NOT_BATCH_OPTIONS = ("a", "b", "out_dir", "demo", "overwrite", "quiet", "send_pa
 
 def fuse_options() -> list[click.Option]:
     """The ``medfuse fuse`` options a batch study may set (click objects, in the fuse order)."""
-    from medfuse.cli.fuse import command
+    from medfuse.fusion.flags import study_options
 
-    return [
-        p
-        for p in command.params
-        if isinstance(p, click.Option) and p.name not in NOT_BATCH_OPTIONS
-    ]
+    return [p for p in study_options() if p.name not in NOT_BATCH_OPTIONS]
 
 
 def option_keys() -> dict[str, click.Option]:

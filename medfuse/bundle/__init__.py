@@ -2,7 +2,8 @@
 
 * :func:`export_bundle` writes a bundle (``medfuse export-bundle``), :func:`bundle_name` names it.
 * :mod:`medfuse.bundle.components`: the MONAI components its inference config uses
-  (:class:`~medfuse.bundle.components.SliceFusionInferer`, :class:`~medfuse.bundle.components.ToUInt8d`).
+  (:class:`~medfuse.bundle.components.SliceFusionInferer`,
+  :class:`~medfuse.bundle.components.ToUInt8d`).
 * :mod:`medfuse.bundle.schema`: offline metadata validation (:func:`validate_metadata`).
 
 See docs/monai.md.

@@ -7,7 +7,13 @@ from pathlib import Path
 
 __all__ = ["bundle_problems"]
 
-_FILES = ("configs/metadata.json", "configs/inference.json", "models/model.pt", "docs/README.md", "LICENSE")
+_FILES = (
+    "configs/metadata.json",
+    "configs/inference.json",
+    "models/model.pt",
+    "docs/README.md",
+    "LICENSE",
+)
 
 
 def bundle_problems(bundle_dir: str | Path, weights: str | Path) -> list[str]:
@@ -37,21 +43,34 @@ def bundle_problems(bundle_dir: str | Path, weights: str | Path) -> list[str]:
     rec = meta.get("medfuse", {})
     digest = sha256(weights)
     if rec.get("weights_sha256") != digest:
-        problems.append(f"{root}: made from weights {rec.get('weights_sha256')}, {weights.name} is {digest}")
+        problems.append(
+            f"{root}: made from weights {rec.get('weights_sha256')}, {weights.name} is {digest}"
+        )
     for key in ("network", "task"):
         if (rec.get(key) or None) != (wmeta.get(key) or None):
-            problems.append(f"{root}: {key} {rec.get(key)!r} differs from the weights' {wmeta.get(key)!r}")
+            problems.append(
+                f"{root}: {key} {rec.get(key)!r} differs from the weights' {wmeta.get(key)!r}"
+            )
     model = torch.load(root / "models/model.pt", map_location="cpu", weights_only=True)
     if set(model) != set(state):
         problems.append(f"{root}/models/model.pt: tensor names differ from {weights.name}")
     else:
-        bad = [k for k in state if model[k].dtype != state[k].dtype or not torch.equal(model[k], state[k])]
+        bad = [
+            k
+            for k in state
+            if model[k].dtype != state[k].dtype or not torch.equal(model[k], state[k])
+        ]
         if bad:
-            problems.append(f"{root}/models/model.pt: {len(bad)} tensors differ from {weights.name} (first {bad[0]})")
+            problems.append(
+                f"{root}/models/model.pt: {len(bad)} tensors differ from {weights.name} "
+                f"(first {bad[0]})"
+            )
     name = wmeta.get("network") or rec.get("network") or ""
     if name in NETWORKS:
         want = inference_config(NETWORKS[name].replace(":", "."), dict(wmeta.get("kwargs") or {}),
                                 wmeta.get("task") or None)
         if json.loads((root / "configs/inference.json").read_text()) != want:
-            problems.append(f"{root}/configs/inference.json: differs from what export-bundle writes now")
+            problems.append(
+                f"{root}/configs/inference.json: differs from what export-bundle writes now"
+            )
     return problems

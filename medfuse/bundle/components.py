@@ -35,29 +35,40 @@ class SliceFusionInferer(Inferer):
         amp: autocast (float16) on CUDA.
     """
 
-    def __init__(self, axis: str | int = "axial", batch_size: int | None = None, amp: bool = True) -> None:
+    def __init__(
+        self, axis: str | int = "axial", batch_size: int | None = None, amp: bool = True
+    ) -> None:
         super().__init__()
         self.axis = axis
         self.batch_size = batch_size
         self.amp = amp
 
     def fuse_volume(self, pair: torch.Tensor, network: nn.Module) -> torch.Tensor:
-        """Fuse one pair ``(2, I, J, K)`` (MetaTensor with an affine) -> ``(1, I, J, K)`` in [0, 1]."""
+        """Fuse one pair ``(2, I, J, K)`` (a MetaTensor with an affine) -> ``(1, I, J, K)``.
+
+        The fused volume is in [0, 1].
+        """
         from medfuse.errors import InputError
         from medfuse.fusion.network import NetworkFusion
         from medfuse.fusion.slices import fuse_slices
         from medfuse.transforms import ExtractSlices, StackSlices
 
         if pair.ndim != 4 or pair.shape[0] != 2:
-            raise InputError(f"fusion inferer expects a (2, I, J, K) volume pair, got {tuple(pair.shape)}")
+            raise InputError(
+                f"fusion inferer expects a (2, I, J, K) volume pair, got {tuple(pair.shape)}"
+            )
         device = next(network.parameters()).device
         method = NetworkFusion(device=device, model=network, amp=self.amp)
         slices = ExtractSlices(self.axis)(pair)
         src = slices.as_tensor().float().cpu()
-        fused = fuse_slices(method, src[:, :1].contiguous(), src[:, 1:].contiguous(), batch_size=self.batch_size)
+        fused = fuse_slices(
+            method, src[:, :1].contiguous(), src[:, 1:].contiguous(), batch_size=self.batch_size
+        )
         return StackSlices(self.axis)(fused, slices)
 
-    def __call__(self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(  # type: ignore[override]  # the bundle's network is an nn.Module
+        self, inputs: torch.Tensor, network: nn.Module, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         """Fuse a batch ``(B, 2, I, J, K)`` -> ``(B, 1, I, J, K)`` (MetaTensor, inputs' meta)."""
         from monai.data import MetaTensor, decollate_batch, list_data_collate
 
@@ -66,7 +77,7 @@ class SliceFusionInferer(Inferer):
                 return self.fuse_volume(inputs, network)
             if isinstance(inputs, MetaTensor) and inputs.is_batch:  # collated by a DataLoader
                 items = decollate_batch(inputs, detach=True)
-            else:  # one pair with a batch axis added (``x[None]``): every item has the pair's affine
+            else:  # one pair with a batch axis added (``x[None]``): each item has the pair's affine
                 affine = inputs.affine if isinstance(inputs, MetaTensor) else None
                 meta = dict(inputs.meta) if isinstance(inputs, MetaTensor) else {}
                 items = [MetaTensor(v, affine=affine, meta=meta) for v in torch.as_tensor(inputs)]

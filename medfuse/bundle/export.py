@@ -30,16 +30,18 @@ __all__ = ["BUNDLE_VERSION", "REFERENCES", "SCHEMA_URL", "bundle_name", "export_
 #: version of the bundle layout written here (bump with a changelog line when it changes).
 BUNDLE_VERSION = "0.1.0"
 #: the MONAI metadata schema the metadata follows (a local equivalent ships in medfuse.bundle).
-SCHEMA_URL = (
-    "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
-)
+SCHEMA_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
 #: publications per network (metadata "references").
 REFERENCES: dict[str, list[str]] = {
-    "ecfusion": ["F. Luo, D. Wu, L. Rojas Pino, W. Ding: A novel multimodal medical image fusion framework "
-                 "with edge enhancement and cross-scale transformer, Scientific Reports (2025)"],
-    "s3imfusion": ["J. Lv, X. Zeng, B. Chen, M. Hu, S. Yang, X. Qiu, Z. Wang: A stochastic structural "
-                   "similarity guided approach for multi-modal medical image fusion, Scientific Reports "
-                   "15, 8870 (2025)"],
+    "ecfusion": [
+        "F. Luo, D. Wu, L. Rojas Pino, W. Ding: A novel multimodal medical image fusion framework "
+        "with edge enhancement and cross-scale transformer, Scientific Reports (2025)"
+    ],
+    "s3imfusion": [
+        "J. Lv, X. Zeng, B. Chen, M. Hu, S. Yang, X. Qiu, Z. Wang: A stochastic structural "
+        "similarity guided approach for multi-modal medical image fusion, Scientific Reports "
+        "15, 8870 (2025)"
+    ],
 }
 _MODALITY_A = {"ct-mri": "CT", "pet-mri": "PET", "spect-mri": "SPECT"}
 
@@ -81,7 +83,9 @@ def _tensor(desc: str, fmt: str = "magnitude") -> dict[str, Any]:
     }
 
 
-def metadata(network: str, task: str | None, weights_sha256: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+def metadata(
+    network: str, task: str | None, weights_sha256: str, kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """The ``configs/metadata.json`` content of a bundle."""
     v = _versions()
     mod_a = _MODALITY_A.get(task or "", "CT, PET or SPECT")
@@ -105,17 +109,19 @@ def metadata(network: str, task: str | None, weights_sha256: str, kwargs: dict[s
             f"Fuses a {mod_a} volume (A) with an MR volume (B) into one image with {network}, a "
             "two-input 2D network applied slice by slice (axial by default). A is resampled onto "
             "B's grid in physical space (the inputs must already be co-registered or share a world "
-            "frame), both are windowed to [0, 1] (medfuse presets), and the fused volume is written "
-            "as a uint8 NIfTI with B's affine. It reproduces `medfuse fuse A B --method network "
-            "--weights ... --register none --format nifti` on NIfTI inputs."
+            "frame), both are windowed to [0, 1] (medfuse presets), and the fused volume is "
+            "written as a uint8 NIfTI with B's affine. It reproduces `medfuse fuse A B --method "
+            "network --weights ... --register none --format nifti` on NIfTI inputs."
         ),
         "authors": "medfuse developers",
-        "copyright": "Copyright (c) medfuse developers; network weights under the licence stated in docs/README.md",
+        "copyright": "Copyright (c) medfuse developers; network weights under the licence stated "
+        "in docs/README.md",
         "data_source": "Harvard Whole Brain Atlas (AANLIB) image pairs for training",
         "data_type": "nibabel",
         "image_classes": f"two single-channel volumes: image_a {mod_a}, image_b MR",
         "pred_classes": "one single-channel fused volume (uint8, 0..255)",
-        "intended_use": "research: visual fusion of co-registered multimodal images; not for diagnosis",
+        "intended_use": "research: visual fusion of co-registered multimodal images; not for "
+        "diagnosis",
         "references": REFERENCES.get(network, []),
         "network_data_format": {
             "inputs": inputs,
@@ -130,10 +136,16 @@ def metadata(network: str, task: str | None, weights_sha256: str, kwargs: dict[s
     }
 
 
-def inference_config(network_target: str, kwargs: dict[str, Any], task: str | None) -> dict[str, Any]:
+def inference_config(
+    network_target: str, kwargs: dict[str, Any], task: str | None
+) -> dict[str, Any]:
     """The ``configs/inference.json`` content of a bundle (MONAI bundle config syntax)."""
     return {
-        "imports": ["$import torch", "$import medfuse.bundle.components", "$import medfuse.transforms"],
+        "imports": [
+            "$import torch",
+            "$import medfuse.bundle.components",
+            "$import medfuse.transforms",
+        ],
         "bundle_root": ".",
         "task": task,
         "image_a": "???",
@@ -151,35 +163,71 @@ def inference_config(network_target: str, kwargs: dict[str, Any], task: str | No
         "preprocessing": {
             "_target_": "Compose",
             "transforms": [
-                {"_target_": "LoadImaged", "keys": ["image_a", "image_b"], "reader": "NibabelReader",
-                 "image_only": True},
+                {
+                    "_target_": "LoadImaged",
+                    "keys": ["image_a", "image_b"],
+                    "reader": "NibabelReader",
+                    "image_only": True,
+                },
                 {"_target_": "EnsureChannelFirstd", "keys": ["image_a", "image_b"]},
-                {"_target_": "medfuse.transforms.Windowd", "keys": ["image_a", "image_b"],
-                 "preset": ["@window_a", "@window_b"]},
-                {"_target_": "medfuse.transforms.ResampleToReferenced", "keys": ["image_a"],
-                 "ref_key": "image_b"},
-                {"_target_": "ConcatItemsd", "keys": ["image_a", "image_b"], "name": "image", "dim": 0},
+                {
+                    "_target_": "medfuse.transforms.Windowd",
+                    "keys": ["image_a", "image_b"],
+                    "preset": ["@window_a", "@window_b"],
+                },
+                {
+                    "_target_": "medfuse.transforms.ResampleToReferenced",
+                    "keys": ["image_a"],
+                    "ref_key": "image_b",
+                },
+                {
+                    "_target_": "ConcatItemsd",
+                    "keys": ["image_a", "image_b"],
+                    "name": "image",
+                    "dim": 0,
+                },
                 {"_target_": "DeleteItemsd", "keys": ["image_a", "image_b"]},
             ],
         },
         "dataset": {"_target_": "Dataset", "data": "@datalist", "transform": "@preprocessing"},
-        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1,
-                       "shuffle": False, "num_workers": 0},
-        "inferer": {"_target_": "medfuse.bundle.components.SliceFusionInferer", "axis": "@axis",
-                    "batch_size": "@batch_size"},
+        "dataloader": {
+            "_target_": "DataLoader",
+            "dataset": "@dataset",
+            "batch_size": 1,
+            "shuffle": False,
+            "num_workers": 0,
+        },
+        "inferer": {
+            "_target_": "medfuse.bundle.components.SliceFusionInferer",
+            "axis": "@axis",
+            "batch_size": "@batch_size",
+        },
         "postprocessing": {
             "_target_": "Compose",
             "transforms": [
                 {"_target_": "medfuse.bundle.components.ToUInt8d", "keys": "pred"},
-                {"_target_": "SaveImaged", "keys": "pred", "output_dir": "@output_dir",
-                 "output_postfix": "fused", "output_ext": ".nii.gz", "output_dtype": "$torch.uint8",
-                 "resample": False, "separate_folder": False, "print_log": False,
-                 "writer": "NibabelWriter"},
+                {
+                    "_target_": "SaveImaged",
+                    "keys": "pred",
+                    "output_dir": "@output_dir",
+                    "output_postfix": "fused",
+                    "output_ext": ".nii.gz",
+                    "output_dtype": "$torch.uint8",
+                    "resample": False,
+                    "separate_folder": False,
+                    "print_log": False,
+                    "writer": "NibabelWriter",
+                },
             ],
         },
         "handlers": [
-            {"_target_": "CheckpointLoader", "load_path": "@ckpt_path", "load_dict": {"model": "@network"},
-             "map_location": "@device", "strict": True},
+            {
+                "_target_": "CheckpointLoader",
+                "load_path": "@ckpt_path",
+                "load_dict": {"model": "@network"},
+                "map_location": "@device",
+                "strict": True,
+            },
         ],
         "evaluator": {
             "_target_": "SupervisedEvaluator",
@@ -225,7 +273,8 @@ python -m monai.bundle run \\
     --config_file {name}/configs/inference.json --meta_file {name}/configs/metadata.json \\
     --bundle_root {name} --image_a A.nii.gz --image_b B.nii.gz --output_dir out
 ```
-Other overrides: `--window_a ct-brain`, `--axis coronal`, `--batch_size 8`, `--device "\\$torch.device('cpu')"`.
+Other overrides: `--window_a ct-brain`, `--axis coronal`, `--batch_size 8`, \
+`--device "\\$torch.device('cpu')"`.
 
 Check the metadata offline (the schema ships with medfuse):
 ```
@@ -279,21 +328,25 @@ def export_bundle(
     from medfuse.errors import WeightsError
     from medfuse.io.atomic import AtomicOutputDir, check_output_dir
     from medfuse.nets import NETWORKS, TASKS
-    from medfuse.nets.pretrained import read_weights, load_weights, pretrained_path, sha256
+    from medfuse.nets.pretrained import load_weights, pretrained_path, read_weights, sha256
 
     out = check_output_dir(out_dir, overwrite, inputs=(weights,) if weights else ())
     if weights is None:
         if not network or not task:
-            raise WeightsError("export-bundle needs --net and --task (shipped weights) or --weights FILE")
+            raise WeightsError(
+                "export-bundle needs --net and --task (shipped weights) or --weights FILE"
+            )
         if task.lower() not in TASKS:
             raise WeightsError(f"unknown task {task!r}; shipped tasks are {', '.join(TASKS)}")
         weights = pretrained_path(network, task)
         if not weights.is_file():
-            raise WeightsError(f"{weights}: no shipped weights for {network} on {task}; pass --weights FILE")
+            raise WeightsError(
+                f"{weights}: no shipped weights for {network} on {task}; pass --weights FILE"
+            )
     weights = Path(weights)
     model = load_weights(weights, network=network)  # validates file, network and state dict
     _, meta = read_weights(weights)
-    network = (network or meta.get("network")).lower()
+    network = str(network or meta.get("network")).lower()
     task = (task or meta.get("task") or None)
     task = task.lower() if task else None
     kwargs = dict(meta.get("kwargs") or {})

@@ -40,7 +40,9 @@ def metadata_errors(meta: dict[str, Any] | str | Path) -> list[str]:
     validator = Draft201909Validator(load_schema())
     return [
         f"{'/'.join(str(p) for p in err.absolute_path) or '<root>'}: {err.message}"
-        for err in sorted(validator.iter_errors(meta), key=lambda e: list(map(str, e.absolute_path)))
+        for err in sorted(
+            validator.iter_errors(meta), key=lambda e: list(map(str, e.absolute_path))
+        )
     ]
 
 

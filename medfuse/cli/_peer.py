@@ -12,20 +12,56 @@ __all__ = ["peer_options", "make_peer", "check_report_path", "print_report"]
 def peer_options(func):
     """The options naming a peer and how hard to try (shared by send and pull)."""
     opts = [
-        click.option("--pacs", metavar="HOST:PORT", default=None, help="DIMSE peer (C-ECHO/C-STORE, C-FIND/C-GET)."),
-        click.option("--called-aet", metavar="AET", default=None, help="The PACS's AE title (with --pacs)."),
-        click.option("--calling-aet", metavar="AET", default=None, help="Our AE title [default: MEDFUSE]."),
-        click.option("--dicomweb", "dicomweb_url", metavar="URL", default=None,
-                     help="DICOMweb service root instead of --pacs (STOW-RS / QIDO-RS + WADO-RS)."),
-        click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
-                     help="Extra attempts for an unreachable peer, lost associations and failed items."),
-        click.option("--backoff", type=click.FloatRange(min=0), default=1.0, show_default=True,
-                     help="Seconds before the first retry, doubled for each later one."),
-        click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-                     help="Seconds for connecting and for each reply."),
-        click.option("--report", "report_path", metavar="FILE", default=None,
-                     help="Also write the status report as JSON."),
-        click.option("-q", "--quiet", is_flag=True, help="No table or progress lines (errors only)."),
+        click.option(
+            "--pacs",
+            metavar="HOST:PORT",
+            default=None,
+            help="DIMSE peer (C-ECHO/C-STORE, C-FIND/C-GET).",
+        ),
+        click.option(
+            "--called-aet", metavar="AET", default=None, help="The PACS's AE title (with --pacs)."
+        ),
+        click.option(
+            "--calling-aet", metavar="AET", default=None, help="Our AE title [default: MEDFUSE]."
+        ),
+        click.option(
+            "--dicomweb",
+            "dicomweb_url",
+            metavar="URL",
+            default=None,
+            help="DICOMweb service root instead of --pacs (STOW-RS / QIDO-RS + WADO-RS).",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=0),
+            default=2,
+            show_default=True,
+            help="Extra attempts for an unreachable peer, lost associations and failed items.",
+        ),
+        click.option(
+            "--backoff",
+            type=click.FloatRange(min=0),
+            default=1.0,
+            show_default=True,
+            help="Seconds before the first retry, doubled for each later one.",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0.1),
+            default=30.0,
+            show_default=True,
+            help="Seconds for connecting and for each reply.",
+        ),
+        click.option(
+            "--report",
+            "report_path",
+            metavar="FILE",
+            default=None,
+            help="Also write the status report as JSON.",
+        ),
+        click.option(
+            "-q", "--quiet", is_flag=True, help="No table or progress lines (errors only)."
+        ),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -56,6 +92,7 @@ def make_peer(
         if not dicomweb_url.startswith(("http://", "https://")):
             raise click.UsageError(f"{dicomweb_flag}: {dicomweb_url!r} is not an http(s) URL")
         return DicomwebServer(dicomweb_url, timeout=timeout)
+    assert pacs is not None  # exactly one of the two was given
     try:
         host, port = parse_address(pacs)
     except ValueError as exc:

@@ -25,21 +25,45 @@ def _parse_fused(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("evaluate")
-@click.option("--a", "a_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Folder of source A images (CT, or PET/SPECT: RGB is scored on its BT.601 luma).")
+@click.option(
+    "--a",
+    "a_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Folder of source A images (CT, or PET/SPECT: RGB is scored on its BT.601 luma).",
+)
 @click.option("--b", "b_dir", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Folder of source B images (MRI).")
 @click.option("--fused", "fused", multiple=True, required=True, metavar="NAME=DIR",
               help="A fused method's folder; repeat for each method (one table column each).")
-@click.option("--profile", type=click.Choice(["vifb", "cddfuse", "paper"]), default="vifb", show_default=True,
-              help="Metric definitions: VIFB toolbox, CDDFuse Evaluator, or the papers' tables.")
-@click.option("--metrics", "metrics", default=None, metavar="LIST",
-              help="Comma-separated metric names (default: all of the profile), e.g. MI,Qabf,SSIM,VIF,Qcb,Qcv.")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Output folder for per_image.csv, summary.csv, summary.md, evaluate.json, boxplot_*.png.")
+@click.option(
+    "--profile",
+    type=click.Choice(["vifb", "cddfuse", "paper"]),
+    default="vifb",
+    show_default=True,
+    help="Metric definitions: VIFB toolbox, CDDFuse Evaluator, or the papers' tables.",
+)
+@click.option(
+    "--metrics",
+    "metrics",
+    default=None,
+    metavar="LIST",
+    help="Comma-separated metric names (default: all of the profile), "
+    "e.g. MI,Qabf,SSIM,VIF,Qcb,Qcv.",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Output folder for per_image.csv, summary.csv, summary.md, evaluate.json, boxplot_*.png.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace results already in the output folder.")
 @click.option("--no-plots", is_flag=True, help="Skip the box plots.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
 def command(a_dir, b_dir, fused, profile, metrics, out_dir, overwrite, no_plots, progress):
     """Score fused images against sources A and B; images are matched by file name.
 

@@ -8,14 +8,23 @@ __all__ = ["command"]
 
 
 @click.command("export-bundle")
-@click.option("--net", "network", default=None, help="network: ecfusion or s3imfusion (default: from --weights)")
-@click.option("--task", default=None, help="ct-mri, pet-mri or spect-mri (picks the shipped weights)")
+@click.option(
+    "--net",
+    "network",
+    default=None,
+    help="network: ecfusion or s3imfusion (default: from --weights)",
+)
+@click.option(
+    "--task", default=None, help="ct-mri, pet-mri or spect-mri (picks the shipped weights)"
+)
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="a medfuse weights file instead of the shipped weights")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="bundle folder to write (atomically)")
 @click.option("--overwrite", is_flag=True, help="replace an existing non-empty bundle folder")
-def command(network: str | None, task: str | None, weights: str | None, out_dir: str, overwrite: bool) -> None:
+def command(
+    network: str | None, task: str | None, weights: str | None, out_dir: str, overwrite: bool
+) -> None:
     """Write a MONAI bundle (configs, models/model.pt, docs) for NET on TASK.
 
     Run it with `python -m monai.bundle run --config_file DIR/configs/inference.json

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from medfuse.fusion.flags import add_study_options
+
 __all__ = ["command"]
 
 
@@ -22,104 +24,7 @@ __all__ = ["command"]
 @click.option(
     "--demo", is_flag=True, help="Fuse the CT/MR demo pair shipped inside the package (no A and B)."
 )
-@click.option(
-    "--method",
-    default="auto",
-    show_default=True,
-    metavar="NAME",
-    help="A registered fusion method: average, max, laplacian, dwt, guided-filter, "
-    "ecfusion, s3imfusion, network; auto = a shipped network whose model card shows it "
-    "beating the classical baselines on the validation split, else laplacian.",
-)
-@click.option(
-    "--task",
-    type=click.Choice(["ct-mri", "pet-mri", "spect-mri"]),
-    default=None,
-    help="Task of the shipped network weights (default: from the modalities).",
-)
-@click.option(
-    "--weights",
-    type=click.Path(path_type=str, readable=False),
-    default=None,
-    help="Network weights file (.safetensors/.pt) for ecfusion, s3imfusion or network.",
-)
-@click.option(
-    "--reference",
-    type=click.Choice(["auto", "a", "b"]),
-    default="auto",
-    show_default=True,
-    help="Whose grid the result takes; auto = the anatomical input (MR).",
-)
-@click.option(
-    "--register",
-    "register",
-    type=click.Choice(["auto", "rigid", "affine", "none"]),
-    default="auto",
-    show_default=True,
-    help="auto registers (rigid) when the frames of reference differ.",
-)
-@click.option(
-    "--transform",
-    type=click.Path(path_type=str, readable=False),
-    default=None,
-    help="Apply this ITK transform file (e.g. a previous run's transform.tfm).",
-)
-@click.option(
-    "--axis",
-    default="axial",
-    show_default=True,
-    type=click.Choice(["axial", "coronal", "sagittal", "0", "1", "2"]),
-    help="Slice orientation the 2D method works on.",
-)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Slices per batch (default: from free memory).",
-)
-@click.option(
-    "--window-a",
-    default=None,
-    metavar="SPEC",
-    help="Window of A: preset (ct-brain, ct-bone, mr, dicom, ...), LEVEL:WIDTH or pLO:HI.",
-)
-@click.option("--window-b", default=None, metavar="SPEC", help="Window of B (as --window-a).")
-@click.option(
-    "--functional",
-    type=click.Choice(["a", "b"]),
-    default=None,
-    help="Colourise this input as the functional image (PET/SPECT are anyway).",
-)
-@click.option(
-    "--palette",
-    default="PET",
-    show_default=True,
-    type=click.Choice(
-        ["PET", "HOT_IRON", "HOT_METAL_BLUE", "PET_20_STEP", "SPRING", "SUMMER", "FALL", "WINTER"],
-        case_sensitive=False,
-    ),
-    help="DICOM standard palette for the functional input.",
-)
-@click.option(
-    "--format",
-    "formats",
-    default=None,
-    metavar="LIST",
-    help="Comma list of dicom,nifti,png (default: all when an input is DICOM).",
-)
-@click.option("--series-a", default=None, metavar="UID", help="SeriesInstanceUID to pick in A.")
-@click.option("--series-b", default=None, metavar="UID", help="SeriesInstanceUID to pick in B.")
-@click.option(
-    "--skip-unreadable",
-    is_flag=True,
-    help="Fuse a DICOM series without its unreadable files (listed in run.json) instead of failing.",
-)
-@click.option(
-    "--allow-different-patients",
-    is_flag=True,
-    help="Fuse A and B although their PatientID or PatientBirthDate differ.",
-)
+@add_study_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output folder.")
 @click.option(
     "--send",

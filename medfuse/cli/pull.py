@@ -1,4 +1,4 @@
-"""``medfuse pull --pacs HOST:PORT --called-aet AET --study UID -o DIR``: fetch series from a PACS."""
+"""``medfuse pull --pacs HOST:PORT --called-aet AET --study UID -o DIR``: fetch a study's series."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ __all__ = ["command"]
 
 
 @click.command("pull")
-@click.option("--study", "study_uid", required=True, metavar="UID", help="StudyInstanceUID to fetch.")
-@click.option("--series", "series_uid", default=None, metavar="UID", help="Only this SeriesInstanceUID.")
+@click.option(
+    "--study", "study_uid", required=True, metavar="UID", help="StudyInstanceUID to fetch."
+)
+@click.option(
+    "--series", "series_uid", default=None, metavar="UID", help="Only this SeriesInstanceUID."
+)
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=str),
               help="Folder receiving one subfolder per series (<Modality>_<SeriesInstanceUID>).")
 @click.option("--overwrite", is_flag=True, help="Fetch again series whose folder exists.")
@@ -19,14 +23,29 @@ __all__ = ["command"]
               help="C-MOVE instead of C-GET: receive on this port as --calling-aet (the PACS "
               "must know that AE, host and port).")
 @peer_options
-def command(study_uid, series_uid, out_dir, overwrite, move_port, pacs, called_aet, calling_aet, dicomweb_url,
-            retries, backoff, timeout, report_path, quiet):
+def command(
+    study_uid,
+    series_uid,
+    out_dir,
+    overwrite,
+    move_port,
+    pacs,
+    called_aet,
+    calling_aet,
+    dicomweb_url,
+    retries,
+    backoff,
+    timeout,
+    report_path,
+    quiet,
+):
     """Fetch the series of a study from a PACS, each into its own folder under DIR.
 
     C-FIND lists the series and their instances, C-GET fetches them on our own association
     (--pacs: the PACS needs no entry for our AE, only to allow C-GET; --move-port uses C-MOVE
-    instead), or QIDO-RS + WADO-RS (--dicomweb). Each series lands in a temporary folder renamed into place when complete; a
-    rerun skips series already there. The folders feed medfuse fuse directly.
+    instead), or QIDO-RS + WADO-RS (--dicomweb). Each series lands in a temporary folder renamed
+    into place when complete; a rerun skips series already there. The folders feed medfuse fuse
+    directly.
 
     \b
     Examples:

@@ -1,4 +1,4 @@
-"""``medfuse train``: train a fusion network from a MONAI-bundle-style config (see docs/training.md)."""
+"""``medfuse train``: train a fusion network from a MONAI-bundle-style config (docs/training.md)."""
 
 from __future__ import annotations
 
@@ -28,14 +28,32 @@ def _init_distributed() -> None:
 
 @click.command("train", context_settings={"ignore_unknown_options": False})
 @click.argument("args", nargs=-1, required=True, metavar="CONFIG... [KEY=VALUE]...")
-@click.option("-o", "--output", "output", default=None, type=click.Path(file_okay=False, path_type=str),
-              help="Run folder (default: the config's output_dir, runs/<name>).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    default=None,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Run folder (default: the config's output_dir, runs/<name>).",
+)
 @click.option("--device", default=None, help="auto (default), cpu, cuda or cuda:N.")
-@click.option("--resume", "resume", is_flag=False, flag_value="auto", default=None, metavar="[CHECKPOINT]",
-              help="Continue a run: from the newest last_checkpoint_*.pt of the run folder, or from CHECKPOINT.")
+@click.option(
+    "--resume",
+    "resume",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[CHECKPOINT]",
+    help="Continue a run: from the newest last_checkpoint_*.pt of the run folder, "
+    "or from CHECKPOINT.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in the run folder.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-@click.option("--print-config", is_flag=True, help="Print the merged config (files + overrides) and exit.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+@click.option(
+    "--print-config", is_flag=True, help="Print the merged config (files + overrides) and exit."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch log lines.")
 def command(args, output, device, resume, overwrite, progress, print_config, quiet):
     """Train a fusion network; export the best model as safetensors.
@@ -47,7 +65,8 @@ def command(args, output, device, resume, overwrite, progress, print_config, qui
     \b
     Examples:
       medfuse train pipelines/ecfusion_ct-mri.json
-      medfuse train pipelines/s3imfusion_spect-mri.json pipelines/cpu_quick.json trainer#max_epochs=1
+      medfuse train pipelines/s3imfusion_spect-mri.json pipelines/cpu_quick.json \
+trainer#max_epochs=1
       medfuse train pipelines/ecfusion_ct-mri.json -o runs/ec1 --resume
       torchrun --nproc_per_node=4 -m medfuse train pipelines/ecfusion_pet-mri.json
     """
@@ -71,13 +90,21 @@ def command(args, output, device, resume, overwrite, progress, print_config, qui
     _init_distributed()
     from medfuse.engines.workflow import run_training
 
-    summary = run_training(parser, output_dir=output, device=device, resume=resume, overwrite=overwrite,
-                           progress=progress)
+    summary = run_training(
+        parser,
+        output_dir=output,
+        device=device,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+    )
     if summary:
         best = summary["validation"]["best"]
         shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items())
-        click.echo(f"trained {summary['network']} on {summary['task']}: {summary['epochs']} epochs in "
-                   f"{summary['train_time_s']:.1f} s; best epoch {summary['validation']['best_epoch']}"
-                   f"{': ' + shown if shown else ''}")
+        click.echo(
+            f"trained {summary['network']} on {summary['task']}: {summary['epochs']} epochs in "
+            f"{summary['train_time_s']:.1f} s; best epoch {summary['validation']['best_epoch']}"
+            f"{': ' + shown if shown else ''}"
+        )
         click.echo(f"wrote {summary['files']['weights']} to {summary['run_dir']}",
                    err=True)

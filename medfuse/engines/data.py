@@ -26,11 +26,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import apply_transform
-from torch.utils.data import Dataset as TorchDataset
 from monai.transforms import (
     Compose,
     EnsureChannelFirstd,
@@ -40,7 +37,10 @@ from monai.transforms import (
     RandomizableTransform,
     Resized,
     ScaleIntensityRanged,
+    apply_transform,
 )
+from monai.transforms.transform import TransformBackends
+from torch.utils.data import Dataset as TorchDataset
 
 from medfuse.errors import InputError
 
@@ -102,7 +102,9 @@ def harvard_pairs(root: str | Path, task: str) -> list[dict[str, str]]:
         raise InputError(f"{da}: no PNG images")
     if names_a != names_b:
         odd = sorted(names_a ^ names_b)[:3]
-        raise InputError(f"{da.parent}: {fa}/ and {fb}/ hold different file names (e.g. {', '.join(odd)})")
+        raise InputError(
+            f"{da.parent}: {fa}/ and {fb}/ hold different file names (e.g. {', '.join(odd)})"
+        )
     return [{"a": str(da / n), "b": str(db / n), "name": Path(n).stem} for n in sorted(names_a)]
 
 
@@ -130,10 +132,15 @@ def validation_split(names: Sequence[str], fraction: float = 0.1, seed: int = 0)
     return sorted(ranked[:k])
 
 
-def write_split(root: str | Path, path: str | Path, fraction: float = 0.1, seed: int = 0) -> dict[str, Any]:
-    """Compute the validation split of every task and write it as JSON (the file model cards cite)."""
-    split: dict[str, Any] = {"fraction": fraction, "seed": seed,
-                             "rule": "sha256(f'{seed}:{name}') ascending, round(fraction * n) held out"}
+def write_split(
+    root: str | Path, path: str | Path, fraction: float = 0.1, seed: int = 0
+) -> dict[str, Any]:
+    """Compute the validation split of every task and write it as JSON (the file cards cite)."""
+    split: dict[str, Any] = {
+        "fraction": fraction,
+        "seed": seed,
+        "rule": "sha256(f'{seed}:{name}') ascending, round(fraction * n) held out",
+    }
     for task in TASK_FOLDERS:
         names = [p["name"] for p in harvard_pairs(root, task)]
         val = validation_split(names, fraction, seed)
@@ -149,10 +156,14 @@ def load_split(path: str | Path, task: str) -> list[str]:
         split = json.loads(path.read_text())
         return list(split[_task(task)]["validation"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: not a readable split file for {task} ({exc.__class__.__name__}: {exc})") from None
+        raise InputError(
+            f"{path}: not a readable split file for {task} ({exc.__class__.__name__}: {exc})"
+        ) from None
 
 
-def grid_starts(image_size: int = 256, patch_size: int = 128, stride: int = 64) -> list[tuple[int, int]]:
+def grid_starts(
+    image_size: int = 256, patch_size: int = 128, stride: int = 64
+) -> list[tuple[int, int]]:
     """Top-left corners of the overlapping patch grid, row-major (ECFusion: 3x3 = 9 patches)."""
     if patch_size > image_size or stride <= 0:
         raise ValueError(f"bad patch grid: image {image_size}, patch {patch_size}, stride {stride}")
@@ -184,7 +195,9 @@ def harvard_datalist(root: str | Path, task: str, subset: str = "train", val_fra
         held = set(load_split(split_file, task))
         unknown = held - {p["name"] for p in pairs}
         if unknown:
-            raise InputError(f"{split_file}: validation names not in the data: {', '.join(sorted(unknown)[:3])}")
+            raise InputError(
+                f"{split_file}: validation names not in the data: {', '.join(sorted(unknown)[:3])}"
+            )
     else:
         held = set(validation_split([p["name"] for p in pairs], val_fraction, split_seed))
     if subset == "train":
@@ -212,10 +225,14 @@ class ToLumad(MapTransform):
         for key in self.key_iterator(d):
             img = d[key]
             if img.shape[0] in (3, 4):
-                w = torch.as_tensor(_LUMA, dtype=img.dtype if img.is_floating_point() else torch.float32)
+                w = torch.as_tensor(
+                    _LUMA, dtype=img.dtype if img.is_floating_point() else torch.float32
+                )
                 d[key] = (img[:3].float() * w.view(3, 1, 1)).sum(0, keepdim=True)
             elif img.shape[0] != 1:
-                raise ValueError(f"{key}: expected 1, 3 or 4 channels, got shape {tuple(img.shape)}")
+                raise ValueError(
+                    f"{key}: expected 1, 3 or 4 channels, got shape {tuple(img.shape)}"
+                )
         return d
 
 
@@ -227,8 +244,13 @@ class PatchCropd(MapTransform):
     copied or modified in place.
     """
 
-    def __init__(self, keys: KeysCollection, patch_size: int | Sequence[int] = 128, start_key: str = "start",
-                 allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        patch_size: int | Sequence[int] = 128,
+        start_key: str = "start",
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         size = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
         self.patch_size = (int(size[0]), int(size[1]))
@@ -241,7 +263,9 @@ class PatchCropd(MapTransform):
         for key in self.key_iterator(d):
             img = d[key]
             if y < 0 or x < 0 or y + h > img.shape[-2] or x + w > img.shape[-1]:
-                raise ValueError(f"{key}: patch at {(y, x)} of size {(h, w)} exceeds image {tuple(img.shape)}")
+                raise ValueError(
+                    f"{key}: patch at {(y, x)} of size {(h, w)} exceeds image {tuple(img.shape)}"
+                )
             d[key] = img[..., y:y + h, x:x + w]
         return d
 
@@ -261,8 +285,14 @@ class PatchGridDataset(TorchDataset):
         image_size, patch_size, stride: the grid (:func:`grid_starts`).
     """
 
-    def __init__(self, data: Sequence[Mapping[str, Any]], transform: Any = None, image_size: int = 256,
-                 patch_size: int = 128, stride: int = 64) -> None:
+    def __init__(
+        self,
+        data: Sequence[Mapping[str, Any]],
+        transform: Any = None,
+        image_size: int = 256,
+        patch_size: int = 128,
+        stride: int = 64,
+    ) -> None:
         self.data = data
         self.transform = transform
         self.starts = grid_starts(image_size, patch_size, stride)
@@ -302,7 +332,7 @@ class RandSquareMaskd(RandomizableTransform, MapTransform):
         independent: one decision per key (True) or one shared by all keys (False).
     """
 
-    backend = [torch.Tensor]
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, keys: KeysCollection, prob: float = 0.5, size: int = 64,
                  values: Sequence[float] = (-1.0, 1.0), independent: bool = True,
@@ -370,8 +400,13 @@ def load_transforms(input_size: int | None = None, mode: str = "area") -> Compos
     return Compose(chain)
 
 
-def patch_transforms(patch_size: int = 128, input_size: int = 256, mask_prob: float = 0.5, mask_size: int = 64,
-                     independent: bool = True) -> Compose:
+def patch_transforms(
+    patch_size: int = 128,
+    input_size: int = 256,
+    mask_prob: float = 0.5,
+    mask_size: int = 64,
+    independent: bool = True,
+) -> Compose:
     """ECFusion's per-patch chain for :class:`PatchGridDataset` items of loaded pairs.
 
     :class:`PatchCropd`, :class:`RandSquareMaskd`, nearest-neighbour resize to ``input_size``

@@ -19,7 +19,7 @@ __all__ = ["MetricsLog", "tensorboard_available"]
 
 
 def tensorboard_available() -> bool:
-    """Whether ``torch.utils.tensorboard`` can be used (the ``tensorboard`` package is installed)."""
+    """Whether ``torch.utils.tensorboard`` can be used (the ``tensorboard`` package is there)."""
     return importlib.util.find_spec("tensorboard") is not None
 
 
@@ -42,7 +42,11 @@ class MetricsLog:
         kept: list[dict[str, str]] = []
         if resume_epoch is not None and self.path.is_file():
             with open(self.path, newline="") as f:
-                kept = [r for r in csv.DictReader(f) if r.get("epoch") and int(r["epoch"]) <= resume_epoch]
+                kept = [
+                    r
+                    for r in csv.DictReader(f)
+                    if r.get("epoch") and int(r["epoch"]) <= resume_epoch
+                ]
         with open(self.path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
             w.writeheader()
@@ -56,8 +60,11 @@ class MetricsLog:
             self.writer = SummaryWriter(log_dir=str(Path(folder) / "tb"), purge_step=resume_epoch)
 
     def log(self, row: Mapping[str, Any]) -> None:
-        """Append one epoch's row (missing columns stay empty; floats written with full precision)."""
-        clean = {k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v) for k, v in row.items()}
+        """Append one epoch's row (missing columns stay empty; floats keep full precision)."""
+        clean = {
+            k: ("" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+            for k, v in row.items()
+        }
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore").writerow(clean)
         self.rows.append(dict(clean))

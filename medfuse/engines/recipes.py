@@ -24,28 +24,37 @@ __all__ = [
     "default_data_root",
     "load_config",
     "parse_override",
-    "pipelines_dir",
 ]
 
 #: What the papers state (ECFusion, Luo et al. 2025, "Data preprocessing"/"Implementation
 #: details"; S3IMFusion, Lv et al. 2025, "Datasets and training details").
 PAPER_RECIPES: dict[str, dict[str, Any]] = {
     "ecfusion": {
-        "optimizer": "Adam", "lr": 1e-3, "batch_size": 4, "max_epochs": 50, "lam": 0.02,
-        "patch_size": 128, "stride": 64, "patches_per_image": 9, "mask_prob": 0.5, "mask_size": 64,
-        "input_size": 256, "upsampling": "nearest", "value_range": (-1.0, 1.0),
+        "optimizer": "Adam",
+        "lr": 1e-3,
+        "batch_size": 4,
+        "max_epochs": 50,
+        "lam": 0.02,
+        "patch_size": 128,
+        "stride": 64,
+        "patches_per_image": 9,
+        "mask_prob": 0.5,
+        "mask_size": 64,
+        "input_size": 256,
+        "upsampling": "nearest",
+        "value_range": (-1.0, 1.0),
         "patch_pairs": {"ct-mri": 1440, "pet-mri": 2205, "spect-mri": 2997},
     },
     "s3imfusion": {
-        "optimizer": "Adam", "lr": 1e-3, "batch_size": 16, "max_epochs": 100, "gamma": (10.0, 5.0, 1.0),
-        "input_size": 256, "value_range": (-1.0, 1.0),
+        "optimizer": "Adam",
+        "lr": 1e-3,
+        "batch_size": 16,
+        "max_epochs": 100,
+        "gamma": (10.0, 5.0, 1.0),
+        "input_size": 256,
+        "value_range": (-1.0, 1.0),
     },
 }
-
-
-def pipelines_dir() -> Path:
-    """The ``pipelines/`` folder of the source checkout (beside the ``medfuse`` package)."""
-    return Path(__file__).resolve().parents[2] / "pipelines"
 
 
 def default_data_root() -> str:
@@ -123,7 +132,9 @@ def load_config(files: Sequence[str | Path], overrides: Sequence[str] = ()) -> A
         try:
             content = ConfigParser.load_config_file(str(path))
         except Exception as exc:  # noqa: BLE001 - JSON/YAML decode errors of any kind
-            raise InputError(f"{path}: not a readable config ({exc.__class__.__name__}: {exc})") from None
+            raise InputError(
+                f"{path}: not a readable config ({exc.__class__.__name__}: {exc})"
+            ) from None
         if not isinstance(content, dict):
             raise InputError(f"{path}: a config must be a JSON/YAML mapping")
         for k, v in content.items():

@@ -15,8 +15,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import METHODS, FusionMethod, get_method, list_methods, register_method
-
 __all__ = [
     "METHODS",
     "FusionMethod",
@@ -30,7 +28,13 @@ __all__ = [
     "FuseOptions",
 ]
 
+#: public name -> module (imported on first use, so ``import medfuse.fusion`` stays light).
 _LAZY = {
+    "METHODS": "medfuse.fusion.base",
+    "FusionMethod": "medfuse.fusion.base",
+    "get_method": "medfuse.fusion.base",
+    "list_methods": "medfuse.fusion.base",
+    "register_method": "medfuse.fusion.base",
     "fuse_slices": "medfuse.fusion.slices",
     "auto_batch_size": "medfuse.fusion.slices",
     "fuse_volumes": "medfuse.fusion.pipeline",

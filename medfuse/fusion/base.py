@@ -6,11 +6,15 @@ A method fuses batches of two co-registered single-channel slices::
     fused = method(a, b)  # a, b: (B, 1, H, W) float32 in [0, 1] -> (B, 1, H, W) in [0, 1]
 
 New methods subclass :class:`FusionMethod`, set ``name`` and decorate with
-:func:`register_method`; the CLI's ``--method`` choices come from :func:`list_methods`.
+:func:`register_method`; the CLI's ``--method`` choices come from :func:`list_methods`. The
+built-in methods are registered by name as "module:Class" strings and imported on first use (as
+:mod:`medfuse.nets` does), so this module imports none of them.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, MutableMapping
 from typing import Any, ClassVar
 
 import torch
@@ -25,9 +29,6 @@ __all__ = [
     "list_methods",
     "enable_method_cache",
 ]
-
-#: method name -> class (filled by :func:`register_method`).
-METHODS: dict[str, type[FusionMethod]] = {}
 
 #: built trained-network methods kept for reuse in this process (None: no caching).
 _CACHE: dict[tuple[Any, ...], FusionMethod] | None = None
@@ -86,6 +87,57 @@ class FusionMethod:
         return {"method": self.name, "description": self.description, "options": dict(self.options)}
 
 
+class MethodRegistry(MutableMapping[str, type[FusionMethod]]):
+    """Method name -> :class:`FusionMethod` class; an entry given as a "module:Class" string is
+    imported when first looked up.
+
+    Args:
+        entries: initial ``{name: class or "module:Class"}``.
+    """
+
+    def __init__(self, entries: dict[str, type[FusionMethod] | str]) -> None:
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> type[FusionMethod]:
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, cls = entry.split(":")
+            entry = getattr(importlib.import_module(module), cls)
+            self._entries[name] = entry
+        return entry
+
+    def __setitem__(self, name: str, cls: type[FusionMethod]) -> None:
+        self._entries[name] = cls
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __repr__(self) -> str:
+        return f"MethodRegistry({sorted(self._entries)})"
+
+
+#: method name -> class (the built-ins imported on first use; :func:`register_method` adds more).
+METHODS = MethodRegistry({
+    "average": "medfuse.fusion.classical:AverageFusion",
+    "max": "medfuse.fusion.classical:MaxFusion",
+    "laplacian": "medfuse.fusion.classical:LaplacianPyramidFusion",
+    "dwt": "medfuse.fusion.classical:WaveletFusion",
+    "guided-filter": "medfuse.fusion.classical:GuidedFilterFusion",
+    "ecfusion": "medfuse.fusion.network:ECFusionMethod",
+    "s3imfusion": "medfuse.fusion.network:S3IMFusionMethod",
+    "network": "medfuse.fusion.network:AnyNetworkFusion",
+})
+
+
 def register_method(cls: type[FusionMethod]) -> type[FusionMethod]:
     """Class decorator: add a :class:`FusionMethod` subclass to :data:`METHODS` by its ``name``."""
     if not cls.name:
@@ -95,9 +147,7 @@ def register_method(cls: type[FusionMethod]) -> type[FusionMethod]:
 
 
 def list_methods() -> list[str]:
-    """Registered method names."""
-    from medfuse.fusion import classical, network  # noqa: F401 - registration side effect
-
+    """Registered method names (nothing is imported)."""
     return sorted(METHODS)
 
 

@@ -186,8 +186,8 @@ def fuse_folders(
     fused_rgb: list[np.ndarray | None] = []
     bar = st.bar("fuse", len(names))
     by_size: dict[tuple[int, int], list[int]] = {}
-    for i, x in enumerate(xs_a):
-        by_size.setdefault(x.shape[:2], []).append(i)
+    for i, xa in enumerate(xs_a):
+        by_size.setdefault(xa.shape[:2], []).append(i)
     results: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     for _size, idx in by_size.items():
         srcs, chroma = [], None
@@ -229,10 +229,10 @@ def fuse_folders(
         (tmp / "fused").mkdir()
         if colour:
             (tmp / "rgb").mkdir()
-        for n, y, rgb in zip(names, fused_y, fused_rgb):
-            write_png(y, tmp / "fused" / f"{n}.png")
-            if rgb is not None:
-                write_png(rgb, tmp / "rgb" / f"{n}.png")
+        for n, y8, rgb8 in zip(names, fused_y, fused_rgb):
+            write_png(y8, tmp / "fused" / f"{n}.png")
+            if rgb8 is not None:
+                write_png(rgb8, tmp / "rgb" / f"{n}.png")
             bar.update(1)
         bar.close()
         st.timed("write", t0)

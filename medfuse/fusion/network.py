@@ -38,7 +38,9 @@ class NetworkFusion(FusionMethod):
     name = ""
     network: str | None = None  # registry name in medfuse.nets (None: taken from the file)
     needs_weights = True
-    bytes_per_pixel = 1024  # measured: ECFusion at 512x512 in batches of 16 peaked near 1 kB per pixel
+    bytes_per_pixel = (
+        1024  # measured: ECFusion at 512x512 in batches of 16 peaked near 1 kB per pixel
+    )
 
     def __init__(
         self,
@@ -57,7 +59,8 @@ class NetworkFusion(FusionMethod):
         self.model = model if model is not None else self._load()
         self.model = self.model.to(self.device).eval()
         if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+            net: Any = self.model  # nn.Module.to takes memory_format; torch's stubs omit it
+            self.model = net.to(memory_format=torch.channels_last)
 
     def _load(self) -> nn.Module:
         from medfuse.nets import load_pretrained, load_weights

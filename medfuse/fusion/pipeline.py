@@ -154,26 +154,13 @@ def _auto_method(task: str | None) -> str:
     """The method ``--method auto`` picks for ``task``.
 
     A shipped network is picked only when its validation figures (``medfuse/weights/quality.json``,
-    the model cards' table) beat every classical baseline on all but at most one of its paper's
-    metrics - the bar of the training issue; otherwise the Laplacian pyramid, the best classical
-    all-rounder on the validation split. ECFusion is tried before S3IMFusion.
+    the model cards' table) beat every classical baseline on at least 4 of the 6 metrics of the
+    ``paper`` profile (:func:`medfuse.nets.quality.auto_method`); otherwise the Laplacian pyramid,
+    the best classical all-rounder on the validation split. ECFusion is tried before S3IMFusion.
     """
-    import json
+    from medfuse.nets.quality import auto_method
 
-    from medfuse.engines.card import PAPER_METRICS, compare
-    from medfuse.nets.pretrained import WEIGHTS_DIR, pretrained_path
-
-    qfile = WEIGHTS_DIR / "quality.json"
-    if not task or not qfile.is_file():
-        return "laplacian"
-    scores = json.loads(qfile.read_text()).get("tasks", {}).get(task, {}).get("profiles", {}).get("paper", {})
-    baselines = {k: v for k, v in scores.items() if k not in PAPER_METRICS}
-    for net in ("ecfusion", "s3imfusion"):
-        if net in scores and baselines and pretrained_path(net, task).is_file():
-            wins = compare(scores[net], {}, baselines, PAPER_METRICS[net])["beats_all_baselines"]
-            if len(wins) >= len(PAPER_METRICS[net]) - 1:
-                return net
-    return "laplacian"
+    return auto_method(task)
 
 
 def _versions() -> dict[str, str]:
@@ -587,7 +574,6 @@ def fuse_volumes(
             (tmp / "dicom").mkdir()
             identity_vol = ref if ref.meta.get("dicom_datasets") else mov
             identity = (identity_vol.meta.get("dicom_datasets") or [None])[0]
-            ref_aff = ref.affine.numpy()
             sources = []
             for v, m in ((ref, np.eye(4)), (mov, reg.matrix if reg.kind != "none" else np.eye(4))):
                 hdrs = v.meta.get("dicom_datasets") or []
@@ -600,7 +586,6 @@ def fuse_volumes(
                             "world_to_voxel": np.linalg.inv(m @ v.affine.numpy()),
                         }
                     )
-            del ref_aff
             from medfuse import __version__
 
             written = write_secondary_capture(

@@ -64,4 +64,4 @@ def fuse_pair(
         return fuse_folders(a, b, out_dir, options, log=log)
     from medfuse.fusion.pipeline import fuse_volumes
 
-    return fuse_volumes(a, b, out_dir, options, log=log).run
+    return fuse_volumes(os.fspath(a), os.fspath(b), os.fspath(out_dir), options, log=log).run

@@ -29,7 +29,7 @@ from typing import Any
 __all__ = ["FusionInferTask", "HAVE_MONAILABEL"]
 
 try:  # MONAI Label is optional: use its base class when it is installed
-    from monailabel.tasks.infer.basic_infer import BasicInferTask as _Base  # type: ignore[import-not-found]
+    from monailabel.tasks.infer.basic_infer import BasicInferTask as _Base
 
     HAVE_MONAILABEL = True
 except ImportError:  # pragma: no cover - depends on the environment
@@ -90,10 +90,17 @@ class FusionInferTask(_Base):
         if model is None:
             model = (load_weights(weights, device=self.device) if weights is not None
                      else load_pretrained(network, task or "ct-mri", device=self.device))
-        path = str(weights) if weights is not None else str(pretrained_path(network, task or "ct-mri"))
+        path = (
+            str(weights) if weights is not None else str(pretrained_path(network, task or "ct-mri"))
+        )
         super().__init__(
-            path=path, network=model, type="others", labels=None, dimension=3,
-            description=f"medfuse {network} fusion ({task or 'any task'}): image_a + image_b -> fused",
+            path=path,
+            network=model,
+            type="others",
+            labels=None,
+            dimension=3,
+            description=f"medfuse {network} fusion ({task or 'any task'}): "
+            "image_a + image_b -> fused",
             config={"window_a": window_a, "window_b": window_b, "axis": axis},
         )
         self.model = model.to(self.device).eval()
@@ -112,7 +119,10 @@ class FusionInferTask(_Base):
         return [
             LoadImaged(keys=keys, image_only=True),
             EnsureChannelFirstd(keys=keys),
-            Windowd(keys=keys, preset=[data.get("window_a", self.window_a), data.get("window_b", self.window_b)]),
+            Windowd(
+                keys=keys,
+                preset=[data.get("window_a", self.window_a), data.get("window_b", self.window_b)],
+            ),
             ResampleToReferenced(keys=["image_a"], ref_key="image_b"),
             ConcatItemsd(keys=keys, name="image", dim=0),
             DeleteItemsd(keys=keys),
@@ -133,7 +143,9 @@ class FusionInferTask(_Base):
     def is_valid(self) -> bool:  # noqa: D102 - MONAI Label API
         return self.model is not None
 
-    def __call__(self, request: dict[str, Any], callbacks: Any = None) -> tuple[str, dict[str, Any]]:
+    def __call__(
+        self, request: dict[str, Any], callbacks: Any = None
+    ) -> tuple[str, dict[str, Any]]:
         """Fuse ``request["image_a"]`` with ``request["image_b"]``; returns (NIfTI path, info).
 
         Raises:
@@ -148,7 +160,9 @@ class FusionInferTask(_Base):
         req.setdefault("image_b", req.get("image"))
         for key in ("image_a", "image_b"):
             if not req.get(key) or not Path(str(req[key])).is_file():
-                raise InputError(f"{req.get(key) or key}: no such image for '{key}' in the fusion request")
+                raise InputError(
+                    f"{req.get(key) or key}: no such image for '{key}' in the fusion request"
+                )
         t0 = time.perf_counter()
         data = {k: str(req[k]) for k in ("image_a", "image_b")}
         try:
@@ -156,7 +170,10 @@ class FusionInferTask(_Base):
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - MONAI wraps reader errors in RuntimeError
-            raise InputError(f"{req['image_a']} / {req['image_b']}: cannot load the pair ({str(exc).splitlines()[0]})") from None
+            raise InputError(
+                f"{req['image_a']} / {req['image_b']}: cannot load the pair "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
         t1 = time.perf_counter()
         data["pred"] = self.inferer(req)(data["image"].to(self.device), self.model)
         t2 = time.perf_counter()

@@ -7,7 +7,7 @@ Public API:
 * geometry helpers: :func:`orientation_code`, :func:`voxel_spacing`, :func:`voxel_to_world`,
   :func:`world_to_voxel`, :func:`dicom_affine`, :func:`lps_to_ras`.
 
-Writers (DICOM SC, NIfTI, PNG) live in ``medfuse.io.writers`` (owned by the fusion part).
+Writers (DICOM SC, NIfTI, PNG) live in ``medfuse.io.writers``.
 See docs/io.md for the geometry rules.
 """
 

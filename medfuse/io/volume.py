@@ -60,7 +60,7 @@ def _read_nifti(p: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     import nibabel as nib
 
     try:
-        img = nib.load(str(p))
+        img: Any = nib.load(str(p))  # a Nifti1Image or Nifti2Image
         dtype = img.get_data_dtype()
         if dtype.names:  # RGB24 / RGBA32 structured voxels -> (..., 3)
             raw = np.asanyarray(img.dataobj)

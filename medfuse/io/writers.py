@@ -175,7 +175,8 @@ def write_secondary_capture(
     corners_hw = np.array([[0, 0], [h - 1, 0], [0, w - 1], [h - 1, w - 1]], dtype=np.float64)
 
     # Referenced Series (same study) / Studies Containing Other Referenced Instances
-    same, other = [], {}
+    same: list[Any] = []
+    other: dict[str, Any] = {}
     for src in sources:
         if not src.get("headers"):
             continue
@@ -188,7 +189,7 @@ def write_secondary_capture(
     paths: list[Path] = []
     for k in range(n):
         pix = np.ascontiguousarray(arr[k])
-        common = {
+        common: dict[str, Any] = {
             "pixel_array": pix,
             "photometric_interpretation": "RGB" if rgb else "MONOCHROME2",
             "bits_allocated": 8,

@@ -7,6 +7,7 @@ to the definitions of VIFB (``vifb``), CDDFuse (``cddfuse``) or the papers' tabl
 
 from .basic import average_gradient, edge_intensity, entropy, spatial_frequency, standard_deviation
 from .evaluate import EvaluationResult, evaluate_folders
+from .fidelity import vif, vif_and_viff, vif_pair, viff
 from .gradient import qabf
 from .information import cross_entropy, mutual_information
 from .perceptual import qcb, qcv
@@ -20,7 +21,6 @@ from .profiles import (
     to_luma,
 )
 from .similarity import correlation_coefficient, mse, psnr, rmse, scd, ssim, ssim_pair
-from .fidelity import vif, vif_and_viff, vif_pair, viff
 
 __all__ = [
     "FusionMetrics",

@@ -12,7 +12,6 @@ from scipy import ndimage
 __all__ = [
     "as_image",
     "check_triplet",
-    "matlab_round",
     "minmax_to_255",
     "fspecial_gaussian_1d",
     "filter2_valid_separable",
@@ -35,10 +34,11 @@ def as_image(x: object, name: str = "image", dtype: type = np.float64) -> np.nda
     if hasattr(x, "detach"):  # torch tensor, without importing torch here
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
+    shape = arr.shape
     while arr.ndim > 2 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2D image (H, W), got shape {tuple(np.shape(x))}")
+        raise ValueError(f"{name}: expected a 2D image (H, W), got shape {tuple(shape)}")
     arr = arr.astype(dtype, copy=False)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains NaN or infinite values")
@@ -53,13 +53,8 @@ def check_triplet(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
         )
 
 
-def matlab_round(x: np.ndarray) -> np.ndarray:
-    """MATLAB ``round``: half away from zero (numpy's ``rint`` rounds half to even)."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
-
-
 def minmax_to_255(x: np.ndarray) -> np.ndarray:
-    """VIFB's ``normalize1``: ``round(255 (x - min) / (max - min))``; a constant image gives zeros."""
+    """VIFB's ``normalize1``: ``round(255 (x - min) / (max - min))``; a constant image gives 0."""
     lo, hi = float(x.min()), float(x.max())
     if hi == lo:
         return np.zeros_like(x, dtype=np.float64)

@@ -12,7 +12,13 @@ from scipy import ndimage
 
 from ._utils import as_image
 
-__all__ = ["entropy", "standard_deviation", "spatial_frequency", "average_gradient", "edge_intensity"]
+__all__ = [
+    "entropy",
+    "standard_deviation",
+    "spatial_frequency",
+    "average_gradient",
+    "edge_intensity",
+]
 
 
 def _conv(convention: str) -> str:

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class EvaluationResult:
     profile: str
     metrics: tuple[str, ...]
     methods: tuple[str, ...]
-    rows: list[dict[str, object]]
+    rows: list[dict[str, Any]]
     summary: dict[str, dict[str, dict[str, float]]]
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -165,7 +166,9 @@ def _read_volume(p: Path) -> tuple[np.ndarray, np.ndarray, bool]:
     lo, hi = float(arr.min()), float(arr.max())
     if lo >= 0 and hi <= 255:
         return arr, affine, False
-    scaled = np.zeros_like(arr) if hi == lo else (arr - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    scaled = (
+        np.zeros_like(arr) if hi == lo else (arr - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    )
     return scaled, affine, True
 
 
@@ -173,18 +176,22 @@ def _is_volume(p: Path) -> bool:
     return p.is_dir() or p.name.lower().endswith(VOLUME_SUFFIXES)
 
 
-def _items(name: str, paths: Mapping[str, Path], notes: list[str]) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+def _items(
+    name: str, paths: Mapping[str, Path], notes: list[str]
+) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
     """Yield ``(image name, {label: 2D array})`` for one matched name (slices for volumes)."""
     kinds = {label: _is_volume(p) for label, p in paths.items()}
     if len(set(kinds.values())) > 1:
-        listing = ", ".join(f"{p} ({'volume' if kinds[l] else '2D image'})" for l, p in paths.items())
+        listing = ", ".join(
+            f"{p} ({'volume' if kinds[lb] else '2D image'})" for lb, p in paths.items()
+        )
         raise InputError(f"{name}: mixes 2D images and volumes: {listing}")
     if not next(iter(kinds.values())):
         imgs = {label: _read_image(p) for label, p in paths.items()}
         shapes = {label: a.shape[:2] for label, a in imgs.items()}
         if len(set(shapes.values())) > 1:
             raise InputError(f"{name}: image sizes differ: "
-                             + ", ".join(f"{paths[l]} {s[1]}x{s[0]}" for l, s in shapes.items()))
+                             + ", ".join(f"{paths[lb]} {s[1]}x{s[0]}" for lb, s in shapes.items()))
         yield name, imgs
         return
     vols, ref_label = {}, None
@@ -197,13 +204,18 @@ def _items(name: str, paths: Mapping[str, Path], notes: list[str]) -> Iterator[t
         else:
             ra, raff = vols[ref_label]
             if arr.shape[1:] != ra.shape[1:] or not np.allclose(affine, raff, atol=1e-3):
-                raise GeometryError(f"{p}: voxel grid {arr.shape[1:]} differs from {paths[ref_label]} "
-                                    f"{ra.shape[1:]} (shape or affine); resample onto one grid first")
+                raise GeometryError(
+                    f"{p}: voxel grid {arr.shape[1:]} differs from {paths[ref_label]} "
+                    f"{ra.shape[1:]} (shape or affine); resample onto one grid first"
+                )
         vols[label] = (arr, affine)
     k_count = next(iter(vols.values()))[0].shape[3]
     skipped = 0
     for k in range(k_count):
-        sl = {label: (v[0][0, :, :, k] if v[0].shape[0] == 1 else v[0][:, :, :, k]) for label, v in vols.items()}
+        sl = {
+            label: (v[0][0, :, :, k] if v[0].shape[0] == 1 else v[0][:, :, :, k])
+            for label, v in vols.items()
+        }
         if any(np.ptp(sl[s]) == 0 for s in ("a", "b") if s in sl):
             skipped += 1
             continue
@@ -259,9 +271,14 @@ def summary_text(result: EvaluationResult, style: Callable[[str], str] | None = 
     bold: list[list[bool]] = [[False] * (len(methods) + 1)]
     for metric in result.metrics:
         best = _best(result.summary, metric)
-        rows.append([f"{metric} {'↑' if higher_is_better(metric) else '↓'}"]
-                    + [f"{_fmt(result.summary[m][metric]['mean'])} ± {_fmt(result.summary[m][metric]['std'])}"
-                       for m in methods])
+        rows.append(
+            [f"{metric} {'↑' if higher_is_better(metric) else '↓'}"]
+            + [
+                f"{_fmt(result.summary[m][metric]['mean'])} ± "
+                f"{_fmt(result.summary[m][metric]['std'])}"
+                for m in methods
+            ]
+        )
         bold.append([False] + [m in best for m in methods])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
@@ -280,7 +297,11 @@ def _boxplot(path: Path, metric: str, result: EvaluationResult) -> None:
 
     data, labels = [], []
     for m in result.methods:
-        vals = [float(r[metric]) for r in result.rows if r["method"] == m and math.isfinite(float(r[metric]))]
+        vals = [
+            float(r[metric])
+            for r in result.rows
+            if r["method"] == m and math.isfinite(float(r[metric]))
+        ]
         data.append(vals)
         labels.append(m)
     fig = Figure(figsize=(max(3.0, 1.1 * len(labels) + 1.5), 3.6), dpi=120)
@@ -315,16 +336,30 @@ def _write_outputs(tmp: Path, result: EvaluationResult, plots: bool) -> list[str
             w.writerow([r["method"], r["image"], *(repr(float(r[m])) for m in result.metrics)])
     with open(tmp / "summary.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["method", "metric", "higher_is_better", "mean", "median", "std", "min", "max", "n"])
+        w.writerow(
+            ["method", "metric", "higher_is_better", "mean", "median", "std", "min", "max", "n"]
+        )
         for m in result.methods:
             for metric in result.metrics:
                 s = result.summary[m][metric]
-                w.writerow([m, metric, higher_is_better(metric),
-                            *(repr(float(s[k])) for k in ("mean", "median", "std", "min", "max")), s["n"]])
+                w.writerow(
+                    [
+                        m,
+                        metric,
+                        higher_is_better(metric),
+                        *(repr(float(s[k])) for k in ("mean", "median", "std", "min", "max")),
+                        s["n"],
+                    ]
+                )
     (tmp / "summary.md").write_text(summary_markdown(result), encoding="utf-8")
-    record = {"profile": result.profile, "metrics": list(result.metrics), "methods": list(result.methods),
-              "images": len({r["image"] for r in result.rows}), "summary": result.summary,
-              "notes": result.notes}
+    record = {
+        "profile": result.profile,
+        "metrics": list(result.metrics),
+        "methods": list(result.methods),
+        "images": len({r["image"] for r in result.rows}),
+        "summary": result.summary,
+        "notes": result.notes,
+    }
     (tmp / "evaluate.json").write_text(json.dumps(_json_safe(record), indent=2), encoding="utf-8")
     names += list(OUTPUT_FILES)
     if plots:
@@ -387,9 +422,10 @@ def evaluate_folders(
                 raise OutputError(f"{out}: already holds results ({', '.join(sorted(clash)[:4])}); "
                                   "use --overwrite or another folder")
     matched = match_folders({"a": a, "b": b, **fused})
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    for name, paths in tqdm(matched.items(), desc="evaluate", unit="image", disable=None if progress is None else not progress):
+    disable = None if progress is None else not progress
+    for name, paths in tqdm(matched.items(), desc="evaluate", unit="image", disable=disable):
         for item, imgs in _items(name, paths, notes):
             for method in fused:
                 try:

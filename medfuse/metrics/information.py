@@ -31,7 +31,9 @@ def _mi_pair(x: np.ndarray, f: np.ndarray) -> float:
     return h(px) + h(pf) - h(joint)
 
 
-def mutual_information(fused: np.ndarray, a: np.ndarray, b: np.ndarray, unit: str = "nats") -> float:
+def mutual_information(
+    fused: np.ndarray, a: np.ndarray, b: np.ndarray, unit: str = "nats"
+) -> float:
     """MI: ``MI(A, F) + MI(B, F)`` (summed over the sources).
 
     Each image is min-max stretched to [0, 1] and binned as ``round(255 x)`` (VIFB's

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from functools import lru_cache
 
+import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
@@ -49,13 +49,18 @@ def _radius(shape: tuple[int, int], divisor: float) -> np.ndarray:
 
 def _gauss31(sigma: float) -> np.ndarray:
     x = np.arange(-15, 16, dtype=np.float64)
-    return np.exp(-(x[None, :] ** 2 + x[:, None] ** 2) / (2 * sigma * sigma)) / (2 * np.pi * sigma * sigma)
+    return np.exp(-(x[None, :] ** 2 + x[:, None] ** 2) / (2 * sigma * sigma)) / (
+        2 * np.pi * sigma * sigma
+    )
 
 
 @lru_cache(maxsize=8)
 def _gauss_spectra(shape: tuple[int, int]) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
     """FFT size and real spectra of the 31x31 G_2 and G_4 kernels for linear convolution."""
-    size = (sfft.next_fast_len(shape[0] + 30, real=True), sfft.next_fast_len(shape[1] + 30, real=True))
+    size = (
+        sfft.next_fast_len(shape[0] + 30, real=True),
+        sfft.next_fast_len(shape[1] + 30, real=True),
+    )
     return size, sfft.rfft2(_gauss31(2.0), size), sfft.rfft2(_gauss31(4.0), size)
 
 
@@ -79,6 +84,7 @@ def _int_power(x: np.ndarray, p: float) -> np.ndarray:
             k >>= 1
             if k:
                 base = base * base
+        assert out is not None  # p >= 1
         return out
     return x**p
 
@@ -117,7 +123,7 @@ def qcb(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _block_reduce(img: np.ndarray, w: int) -> np.ndarray:
-    """Sums over non-overlapping ``w x w`` blocks (zero-padded at the far edges, like ``blkproc``)."""
+    """Sums over non-overlapping ``w x w`` blocks (zero-padded at the far edges as ``blkproc``)."""
     m, n = img.shape
     pm, pn = -m % w, -n % w
     if pm or pn:
@@ -126,14 +132,17 @@ def _block_reduce(img: np.ndarray, w: int) -> np.ndarray:
     return img.reshape(mm // w, w, nn // w, w).sum(axis=(1, 3))
 
 
-def qcv(fused: np.ndarray, a: np.ndarray, b: np.ndarray, window: int = 16, alpha: float = 5.0) -> float:
+def qcv(
+    fused: np.ndarray, a: np.ndarray, b: np.ndarray, window: int = 16, alpha: float = 5.0
+) -> float:
     """Qcv, Chen and Varshney's HVS metric as VIFB's ``metricsQcv`` computes it (lower is better).
 
     Images are min-max normalised to 0..255 and rounded; saliency ``lambda_X`` = block sums of
     ``g_X^alpha`` (Sobel magnitude, correlation, zero padding) over ``window x window`` blocks;
     the differences ``X - F`` are filtered by the Mannos-Sakrison CSF
     ``2.6 (0.0192 + 0.144 r) exp(-(0.144 r)^1.1)`` (``u = f N / 8``) and ``D_X`` is the block mean
-    of the filtered value squared; ``Qcv = sum(lambda_A D_A + lambda_B D_B) / sum(lambda_A + lambda_B)``.
+    of the filtered value squared;
+    ``Qcv = sum(lambda_A D_A + lambda_B D_B) / sum(lambda_A + lambda_B)``.
 
     Args:
         fused, a, b: ``(H, W)`` images in 0..255.

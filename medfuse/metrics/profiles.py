@@ -105,11 +105,42 @@ PROFILES: dict[str, dict[str, MetricFn]] = {"vifb": _VIFB, "cddfuse": _CDDFUSE, 
 #: metrics computed when ``metrics=None``: what each reference reports (VIFB plus VIF/SCD/CC/VIFF;
 #: CDDFuse's twelve; the ECFusion tables' six plus the S3IMFusion columns).
 DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
-    "vifb": ("EN", "SD", "SF", "AG", "EI", "MI", "CE", "RMSE", "PSNR", "SSIM", "Qabf", "Qcb", "Qcv",
-             "VIF", "SCD", "CC", "VIFF"),
+    "vifb": (
+        "EN",
+        "SD",
+        "SF",
+        "AG",
+        "EI",
+        "MI",
+        "CE",
+        "RMSE",
+        "PSNR",
+        "SSIM",
+        "Qabf",
+        "Qcb",
+        "Qcv",
+        "VIF",
+        "SCD",
+        "CC",
+        "VIFF",
+    ),
     "cddfuse": ("EN", "SD", "SF", "AG", "MI", "MSE", "CC", "PSNR", "SCD", "VIF", "Qabf", "SSIM"),
-    "paper": ("EN", "SD", "SF", "AG", "MI", "PSNR", "SSIM", "Qabf", "SCD", "CC", "VIF", "VIFF", "Qcb",
-              "Qcv"),
+    "paper": (
+        "EN",
+        "SD",
+        "SF",
+        "AG",
+        "MI",
+        "PSNR",
+        "SSIM",
+        "Qabf",
+        "SCD",
+        "CC",
+        "VIF",
+        "VIFF",
+        "Qcb",
+        "Qcv",
+    ),
 }
 
 #: metric -> True when a higher value is better (Qcv, CE, RMSE and MSE are lower-is-better).
@@ -125,7 +156,9 @@ def higher_is_better(metric: str) -> bool:
     try:
         return HIGHER_IS_BETTER[metric]
     except KeyError:
-        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(HIGHER_IS_BETTER)}") from None
+        raise ValueError(
+            f"unknown metric {metric!r}; known: {', '.join(HIGHER_IS_BETTER)}"
+        ) from None
 
 
 def to_luma(img: object, name: str = "image") -> np.ndarray:
@@ -176,12 +209,18 @@ class FusionMetrics:
     def __init__(self, profile: str = "vifb", metrics: Sequence[str] | str | None = None,
                  quantize: bool = True) -> None:
         if profile not in PROFILES:
-            raise ValueError(f"unknown metric profile {profile!r}; use one of {', '.join(PROFILES)}")
+            raise ValueError(
+                f"unknown metric profile {profile!r}; use one of {', '.join(PROFILES)}"
+            )
         table = PROFILES[profile]
         if metrics is None:
             names = list(DEFAULT_METRICS[profile])
         else:
-            names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+            names = (
+                [m.strip() for m in metrics.split(",")]
+                if isinstance(metrics, str)
+                else list(metrics)
+            )
             lookup = {k.lower(): k for k in table}
             bad = [m for m in names if m.lower() not in lookup]
             if bad:
@@ -196,8 +235,10 @@ class FusionMetrics:
         """Luma of ``img`` as float64 ``(H, W)``, rounded and clipped to 0..255 when quantizing."""
         y = to_luma(img, name)
         if y.size and float(y.max()) <= 1.0 and np.any(y != np.round(y)):
-            warnings.warn(f"{name}: values lie in [0, 1]; fusion metrics expect 0..255 (multiply by 255)",
-                          stacklevel=3)
+            warnings.warn(
+                f"{name}: values lie in [0, 1]; fusion metrics expect 0..255 (multiply by 255)",
+                stacklevel=3,
+            )
         if self.quantize:
             y = np.clip(np.rint(y), 0.0, 255.0)
         return y

@@ -69,7 +69,9 @@ def psnr(fused: np.ndarray, a: np.ndarray, b: np.ndarray, convention: str = "vif
         return float(10.0 * np.log10(peak**2 / mse(fused, a, b)))
     if convention == "s3imfusion":
         return float(10.0 * np.log10(255.0**2 / mse(fused, a, b, scale=1.0 / 255.0)))
-    raise ValueError(f"unknown PSNR convention {convention!r}: use 'vifb', 'cddfuse' or 's3imfusion'")
+    raise ValueError(
+        f"unknown PSNR convention {convention!r}: use 'vifb', 'cddfuse' or 's3imfusion'"
+    )
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -103,7 +105,9 @@ def scd(fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 def _ssim_vifb(f: np.ndarray, sources: list[np.ndarray]) -> list[float]:
     """VIFB's Gaussian SSIM of each source against ``f`` (the fused moments filtered once)."""
     if min(f.shape) < 11:
-        raise ValueError(f"image of {f.shape[1]}x{f.shape[0]} px is too small for SSIM (11x11 window)")
+        raise ValueError(
+            f"image of {f.shape[1]}x{f.shape[0]} px is too small for SSIM (11x11 window)"
+        )
     g = fspecial_gaussian_1d(11, 1.5)
     c1 = (0.01 * 255.0) ** 2
     c2 = (0.03 * 255.0) ** 2
@@ -114,7 +118,9 @@ def _ssim_vifb(f: np.ndarray, sources: list[np.ndarray]) -> list[float]:
         mu1 = filter2_valid_separable(s, g)
         s11 = filter2_valid_separable(s * s, g) - mu1 * mu1
         s12 = filter2_valid_separable(s * f, g) - mu1 * mu2
-        m = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1 * mu1 + mu2 * mu2 + c1) * (s11 + s22 + c2))
+        m = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / (
+            (mu1 * mu1 + mu2 * mu2 + c1) * (s11 + s22 + c2)
+        )
         out.append(float(np.mean(m)))
     return out
 
@@ -124,7 +130,9 @@ def _ssim_skimage(im1: np.ndarray, sources: list[np.ndarray], crop: bool) -> lis
     each source; the fused image's filtered moments are computed once (same operation order)."""
     win = 7
     if min(im1.shape) < win:
-        raise ValueError(f"image of {im1.shape[1]}x{im1.shape[0]} px is too small for SSIM (7x7 window)")
+        raise ValueError(
+            f"image of {im1.shape[1]}x{im1.shape[0]} px is too small for SSIM (7x7 window)"
+        )
     cov_norm = win * win / (win * win - 1.0)
     data_range = 2.0  # dtype_range[float32] = (-1, 1) in scikit-image
     c1 = (0.01 * data_range) ** 2
@@ -148,7 +156,9 @@ def _ssim_skimage(im1: np.ndarray, sources: list[np.ndarray], crop: bool) -> lis
     return out
 
 
-def ssim_pair(fused: np.ndarray, x: np.ndarray, convention: str = "vifb", crop: bool = True) -> float:
+def ssim_pair(
+    fused: np.ndarray, x: np.ndarray, convention: str = "vifb", crop: bool = True
+) -> float:
     """SSIM of one source ``x`` against the fused image (higher is better, max 1).
 
     - ``vifb`` (VIFB's ``metricsSsim``, Wang et al.'s reference code): normalised 11x11 Gaussian
@@ -190,7 +200,8 @@ def ssim(
 
     Args:
         fused, a, b: ``(H, W)`` images in 0..255.
-        convention: ``"vifb"`` (Gaussian 11x11) or ``"skimage"`` (uniform 7x7); see :func:`ssim_pair`.
+        convention: ``"vifb"`` (Gaussian 11x11) or ``"skimage"`` (uniform 7x7), as
+            :func:`ssim_pair`.
         reduce: ``"sum"`` (both references: max 2) or ``"mean"`` (the ECFusion paper: max 1).
         crop: passed to :func:`ssim_pair` for the ``skimage`` convention.
     """
@@ -198,7 +209,9 @@ def ssim(
     if convention == "vifb":
         total = sum(_ssim_vifb(f, [x, y]))
     elif convention == "skimage":
-        total = sum(_ssim_skimage(f.astype(np.float32), [x.astype(np.float32), y.astype(np.float32)], crop))
+        total = sum(
+            _ssim_skimage(f.astype(np.float32), [x.astype(np.float32), y.astype(np.float32)], crop)
+        )
     else:
         raise ValueError(f"unknown SSIM convention {convention!r}: use 'vifb' or 'skimage'")
     if reduce == "sum":

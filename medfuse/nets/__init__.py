@@ -15,39 +15,10 @@ Networks are registered by name and imported lazily, so ``import medfuse.nets`` 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-import torch.nn as nn
-
 from medfuse.nets.pretrained import TASKS, load_pretrained, load_weights, read_weights, save_weights
+from medfuse.nets.registry import NETWORKS, get_network, list_networks, network_class
 
 __all__ = [
     "NETWORKS", "TASKS", "get_network", "list_networks", "load_pretrained", "load_weights",
     "network_class", "read_weights", "save_weights",
 ]
-
-#: registry name -> "module:Class" (imported on first use).
-NETWORKS: dict[str, str] = {
-    "ecfusion": "medfuse.nets.ecfusion:ECFusion",
-    "s3imfusion": "medfuse.nets.s3imfusion:S3IMFusion",
-}
-
-
-def list_networks() -> list[str]:
-    """Names accepted by :func:`get_network`."""
-    return sorted(NETWORKS)
-
-
-def network_class(name: str) -> type[nn.Module]:
-    """The class registered under ``name`` (case-insensitive)."""
-    key = name.lower()
-    if key not in NETWORKS:
-        raise ValueError(f"unknown network {name!r}; use one of {', '.join(list_networks())}")
-    module, cls = NETWORKS[key].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def get_network(name: str, **kwargs: Any) -> nn.Module:
-    """Build the network registered under ``name`` with constructor keyword arguments ``kwargs``."""
-    return network_class(name)(**kwargs)

@@ -12,7 +12,8 @@ __all__ = ["Sobel", "pad_to_multiple", "crop_to"]
 class Sobel(nn.Module):
     """Sobel gradient of a single- or multi-channel image, with fixed kernels as buffers.
 
-    ``G_x = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]`` and ``G_y = [[1, 2, 1], [0, 0, 0], [-1, -2, -1]]``
+    ``G_x = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]`` and
+    ``G_y = [[1, 2, 1], [0, 0, 0], [-1, -2, -1]]``
     applied per channel (ECFusion Eq. 1), replicate padding so the output keeps the input size.
 
     Args:
@@ -21,6 +22,8 @@ class Sobel(nn.Module):
             stacked on a new dimension 2: ``(B, C, 2, H, W)``.
         eps: added under the square root so its gradient stays finite at zero.
     """
+
+    kernel: torch.Tensor
 
     def __init__(self, mode: str = "magnitude", eps: float = 1e-12) -> None:
         super().__init__()
@@ -51,7 +54,9 @@ class Sobel(nn.Module):
         return torch.sqrt(g.pow(2).sum(dim=2) + self.eps)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int]]:
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int, mode: str = "reflect"
+) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad ``(B, C, H, W)`` on the bottom/right so ``H`` and ``W`` are multiples of ``multiple``.
 
     Returns the padded tensor and the original ``(H, W)`` for :func:`crop_to`. Reflect padding

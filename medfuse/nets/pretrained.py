@@ -12,7 +12,9 @@ and PyTorch checkpoints (``.pt``/``.pth``, as written by the training engine) wi
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +42,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 def sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file (recorded in run.json and model cards)."""
-    from medfuse.io.checksums import file_sha256
-
-    return file_sha256(path)
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def pretrained_path(network: str, task: str) -> Path:
@@ -50,8 +50,14 @@ def pretrained_path(network: str, task: str) -> Path:
     return WEIGHTS_DIR / f"{network.lower()}-{task.lower()}.safetensors"
 
 
-def save_weights(model: nn.Module, path: str | Path, network: str, kwargs: dict[str, Any] | None = None,
-                 task: str | None = None, extra: dict[str, str] | None = None) -> Path:
+def save_weights(
+    model: nn.Module,
+    path: str | Path,
+    network: str,
+    kwargs: dict[str, Any] | None = None,
+    task: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> Path:
     """Write ``model``'s state dict and its rebuild recipe to a safetensors file (atomically)."""
     from safetensors.torch import save_file
 
@@ -91,7 +97,7 @@ def _first_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_weights(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state dict and metadata of a weights file, loaded safely (no network is built).
 
     Args:
@@ -114,23 +120,27 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
                 meta = dict(f.metadata() or {})
                 state = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as exc:  # noqa: BLE001 - any decode failure is a bad file
-            raise WeightsError(f"{path}: not a readable safetensors file ({_first_line(exc)})") from None
+            raise WeightsError(
+                f"{path}: not a readable safetensors file ({_first_line(exc)})"
+            ) from None
         meta["kwargs"] = json.loads(meta.get("kwargs") or "{}")
         return state, meta
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from None
+        raise WeightsError(
+            f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})"
+        ) from None
     if not isinstance(ckpt, dict):
         raise WeightsError(f"{path}: checkpoint is not a dictionary")
-    state = ckpt.get("model", ckpt.get("state_dict", ckpt))
+    state = ckpt["model"] if "model" in ckpt else ckpt.get("state_dict", ckpt)
     meta = {k: ckpt[k] for k in ("network", "kwargs", "task") if k in ckpt}
     meta.setdefault("kwargs", {})
     return state, meta
 
 
-def load_weights(path: str | Path, network: str | None = None, device: str | torch.device = "cpu",
-                 **kwargs: Any) -> nn.Module:
+def load_weights(path: str | os.PathLike[str], network: str | None = None,
+                 device: str | torch.device = "cpu", **kwargs: Any) -> nn.Module:
     """Rebuild a network from a weights file and return it in eval mode on ``device``.
 
     Args:
@@ -143,7 +153,7 @@ def load_weights(path: str | Path, network: str | None = None, device: str | tor
     Raises:
         WeightsError: missing, unreadable, or not matching the network.
     """
-    from medfuse.nets import get_network, list_networks
+    from medfuse.nets.registry import get_network, list_networks
 
     path = Path(path)
     if not path.is_file():
@@ -151,21 +161,31 @@ def load_weights(path: str | Path, network: str | None = None, device: str | tor
     state, meta = read_weights(path)
     name = network or meta.get("network")
     if not name:
-        raise WeightsError(f"{path}: the file does not say which network it holds; pass the network name")
+        raise WeightsError(
+            f"{path}: the file does not say which network it holds; pass the network name"
+        )
     if name not in list_networks():
-        raise WeightsError(f"{path}: unknown network {name!r} (known: {', '.join(list_networks())})")
+        raise WeightsError(
+            f"{path}: unknown network {name!r} (known: {', '.join(list_networks())})"
+        )
     try:
         model = get_network(name, **{**meta.get("kwargs", {}), **kwargs})
     except TypeError as exc:  # hyper-parameters recorded for another network
-        raise WeightsError(f"{path}: weights do not match network {name!r}: {_first_line(exc)}") from None
+        raise WeightsError(
+            f"{path}: weights do not match network {name!r}: {_first_line(exc)}"
+        ) from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise WeightsError(f"{path}: weights do not match network {name!r}: {_first_line(exc)}") from None
+        raise WeightsError(
+            f"{path}: weights do not match network {name!r}: {_first_line(exc)}"
+        ) from None
     return model.to(device).eval()
 
 
-def load_pretrained(network: str, task: str = "ct-mri", device: str | torch.device = "cpu") -> nn.Module:
+def load_pretrained(
+    network: str, task: str = "ct-mri", device: str | torch.device = "cpu"
+) -> nn.Module:
     """The shipped network ``network`` trained for ``task``, in eval mode on ``device``.
 
     Example::
@@ -181,6 +201,8 @@ def load_pretrained(network: str, task: str = "ct-mri", device: str | torch.devi
     path = pretrained_path(network, task)
     if not path.is_file():
         have = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors")) or ["none"]
-        raise WeightsError(f"{path}: no shipped weights for {network} on {task} (shipped: {', '.join(have)}); "
-                           "pass a weights file instead")
+        raise WeightsError(
+            f"{path}: no shipped weights for {network} on {task} (shipped: {', '.join(have)}); "
+            "pass a weights file instead"
+        )
     return load_weights(path, network=network, device=device)

@@ -88,7 +88,9 @@ def check(server: DicomwebServer, retries: int = 0, backoff: float = 1.0) -> Non
     raise error
 
 
-def _store_one(client: Any, server: DicomwebServer, inst: LocalInstance, row: InstanceResult) -> None:
+def _store_one(
+    client: Any, server: DicomwebServer, inst: LocalInstance, row: InstanceResult
+) -> None:
     import pydicom
 
     row.attempts += 1

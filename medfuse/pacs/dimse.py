@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 DEFAULT_CALLING_AET = "MEDFUSE"
-#: DIMSE statuses counted as stored: success and the C-STORE warnings (coercion, elements discarded).
+#: DIMSE statuses counted as stored: success and the C-STORE warnings (coercion, elements
+#: discarded).
 _STORED = {0x0000, 0xB000, 0xB006, 0xB007}
 _MAX_CONTEXTS = 128
 
@@ -77,7 +78,8 @@ def check_aet(aet: str) -> str:
     Raises:
         ValueError: an empty, too long or non-ASCII title.
     """
-    if not (0 < len(aet.strip()) <= 16) or not aet.isascii() or not aet.isprintable() or "\\" in aet:
+    if (not (0 < len(aet.strip()) <= 16) or not aet.isascii() or not aet.isprintable()
+            or "\\" in aet):
         raise ValueError(f"{aet!r} is not an AE title (1-16 ASCII characters, no backslash)")
     return aet.strip()
 
@@ -211,7 +213,9 @@ def _store_one(
             dataset.decompress(generate_instance_uid=False)  # lossless: same instance
         except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's problem
             row.status = "failed"
-            row.message = f"cannot decode for the uncompressed fallback: {' '.join(str(exc).split())}"
+            row.message = (
+                f"cannot decode for the uncompressed fallback: {' '.join(str(exc).split())}"
+            )
             return False
         note = "decoded to Explicit VR Little Endian (peer refused the compressed syntax)"
     else:

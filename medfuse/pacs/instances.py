@@ -1,4 +1,4 @@
-"""Find the DICOM instances under a folder (e.g. the ``dicom/`` series of a ``medfuse fuse`` output)."""
+"""Find the DICOM instances under a folder (e.g. the ``dicom/`` series of a medfuse output)."""
 
 from __future__ import annotations
 

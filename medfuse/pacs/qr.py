@@ -73,7 +73,9 @@ def _find(assoc: Any, query: Any, peer: DimsePeer) -> list[Any]:
     return found
 
 
-def find_series(peer: DimsePeer, study_uid: str, series_uid: str | None = None) -> list[RemoteSeries]:
+def find_series(
+    peer: DimsePeer, study_uid: str, series_uid: str | None = None
+) -> list[RemoteSeries]:
     """C-FIND (Study Root) the series of a study and the instances of each.
 
     Args:
@@ -155,7 +157,9 @@ def _check_retrieve(final: Any, what: str, series: RemoteSeries, written: list[s
         raise RemoteError(f"{what} got no reply (association lost)")
     failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
     if code not in (0x0000, 0xB000) or failed:
-        raise RemoteError(f"{what} ended with status 0x{code:04X}, {failed} failed sub-operation(s)")
+        raise RemoteError(
+            f"{what} ended with status 0x{code:04X}, {failed} failed sub-operation(s)"
+        )
     missing = set(series.sop_instance_uids) - set(written)
     if missing:
         raise RemoteError(f"{what}: {len(missing)} of {len(series.sop_instance_uids)} instances "
@@ -194,7 +198,9 @@ def get_series(peer: DimsePeer, study_uid: str, series: RemoteSeries, folder: Pa
         else:
             ae.add_requested_context(sop, list(_GET_SYNTAXES))
     if len(ae.requested_contexts) > 128:
-        raise RemoteError(f"series {series.series_instance_uid}: too many SOP classes for one C-GET")
+        raise RemoteError(
+            f"series {series.series_instance_uid}: too many SOP classes for one C-GET"
+        )
     written: list[str] = []
     roles = [build_role(sop, scp_role=True) for sop in classes]
     handlers = [(evt.EVT_C_STORE, _store_handler(folder, series, written))]

@@ -131,9 +131,19 @@ def format_table(report: TransferReport) -> str:
     if report.operation == "send":
         head = ("#", "file", "SOPInstanceUID", "status", "code", "tries", "message")
         rows = [
-            (str(i), Path(r.path).name, r.sop_instance_uid, r.status,
-             "" if r.code is None else f"0x{r.code:04X}" if report.protocol == "dimse" else str(r.code),
-             str(r.attempts), r.message)
+            (
+                str(i),
+                Path(r.path).name,
+                r.sop_instance_uid,
+                r.status,
+                ""
+                if r.code is None
+                else f"0x{r.code:04X}"
+                if report.protocol == "dimse"
+                else str(r.code),
+                str(r.attempts),
+                r.message,
+            )
             for i, r in enumerate(report.rows, 1)
         ]
     else:

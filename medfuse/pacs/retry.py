@@ -9,7 +9,8 @@ __all__ = ["attempts"]
 
 
 def attempts(retries: int, backoff: float, cap: float = 60.0) -> Iterator[int]:
-    """Yield attempt numbers 0..retries, sleeping ``backoff * 2**(k-1)`` s (at most ``cap``) before k.
+    """Yield attempt numbers 0..retries, sleeping ``backoff * 2**(k-1)`` s (at most ``cap``)
+    before k.
 
     The caller breaks out of the loop when it is done, so no sleep follows the last success.
 

@@ -10,8 +10,7 @@ Array transforms (``medfuse.transforms.array``) and their dictionary twins with 
 * :class:`ExtractSlices` / :class:`ExtractSlicesd` - (N, C, H, W) slices with world positions.
 * :class:`StackSlices` / :class:`StackSlicesd` - slices back onto the volume grid.
 
-Colour helpers (``medfuse.transforms.colour``: YCbCr, palettes) are importable from here too once
-that module exists.
+Colour helpers (``medfuse.transforms.colour``: YCbCr, palettes) are importable from here too.
 """
 
 from __future__ import annotations
@@ -71,15 +70,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Forward other public names to ``medfuse.transforms.colour`` (added by the fusion part)."""
-    if name.startswith("_"):
-        raise AttributeError(name)
-    try:
-        colour = importlib.import_module(".colour", __name__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.colour":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    if name in getattr(colour, "__all__", ()):
+    """Forward the colour helpers' public names to :mod:`medfuse.transforms.colour`."""
+    colour = importlib.import_module(".colour", __name__)
+    if not name.startswith("_") and name in colour.__all__:
         return getattr(colour, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

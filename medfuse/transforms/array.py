@@ -96,7 +96,7 @@ class ResampleToReference(Transform):
         self.padding_mode = padding_mode
         self.dtype = dtype
 
-    def __call__(
+    def __call__(  # type: ignore[override]  # two inputs: the image and its reference
         self,
         img: torch.Tensor,
         reference: torch.Tensor,
@@ -141,9 +141,9 @@ class ResampleToReference(Transform):
             torch.zeros((1, 1, 1, 1), dtype=torch.float32).expand(1, *reference.shape[1:]),
             affine=torch.as_tensor(ref_affine),
         )
-        out = ResampleToMatch(mode=self.mode, padding_mode=self.padding_mode, dtype=self.dtype)(
-            moving, dst
-        )
+        resample = ResampleToMatch(mode=self.mode, padding_mode=self.padding_mode,
+                                   dtype=self.dtype)  # type: ignore[arg-type]
+        out: MetaTensor = resample(moving, dst)  # type: ignore[assignment]
         meta = dict(img.meta)
         meta.pop("affine", None)
         meta.update(

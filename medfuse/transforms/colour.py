@@ -48,7 +48,7 @@ _RGB2YCC = torch.tensor(
 _YCC2RGB = torch.linalg.inv(_RGB2YCC)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lut_np(name: str) -> np.ndarray:
     from pydicom.pixels import apply_color_lut
 

@@ -91,38 +91,16 @@ def test_model_card_renders_run_and_paper_rows() -> None:
     assert "harvard_val10.json" in card and card.endswith("\n")
 
 
-def test_compare_follows_each_metrics_direction() -> None:
-    from medfuse.engines.card import compare
+def test_model_card_says_whether_auto_picks_the_network() -> None:
+    from medfuse.engines.card import quality_section
+    from medfuse.nets.quality import AUTO_METRICS
 
-    model = {"MI": 3.0, "Qabf": 0.6, "Qcv": 100.0}
-    paper = {"MI": 3.5, "Qabf": 0.6, "Qcv": 150.0}
-    base = {"max": {"MI": 2.0, "Qabf": 0.7, "Qcv": 90.0}, "average": {"MI": 2.5, "Qabf": 0.4, "Qcv": 900.0}}
-    c = compare(model, paper, base, ["MI", "Qabf", "Qcv"])
-    assert c["reaches_paper"] == ["Qabf", "Qcv"]  # equal counts as reached; Qcv is lower-is-better
-    assert list(c["short_of_paper"]) == ["MI"]
-    assert c["short_of_paper"]["MI"][2] == pytest.approx(-0.5 / 3.5)
-    assert c["beats_all_baselines"] == ["MI"]
-    assert c["lost_to"] == {"Qabf": ["max"], "Qcv": ["max"]}
-
-
-def test_auto_method_takes_a_network_only_above_the_baselines(tmp_path, monkeypatch) -> None:
-    import json
-
-    import medfuse.nets.pretrained as pretrained
-    from medfuse.fusion.pipeline import _auto_method
-    from medfuse.nets import get_network, save_weights
-
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
-    assert _auto_method("ct-mri") == "laplacian"  # no quality record
-    save_weights(get_network("ecfusion", features=4, num_blocks=2, taps=[1, 2], token_channels=[8, 4]),
-                 tmp_path / "ecfusion-ct-mri.safetensors", "ecfusion", task="ct-mri")
-    six = ["MI", "Qabf", "VIF", "SSIM", "Qcb"]
-    good = {**{m: 0.9 for m in six}, "Qcv": 10.0}
-    base = {**{m: 0.5 for m in six}, "Qcv": 5.0}  # the baseline wins Qcv only: 5 of 6 is enough
-    record = {"tasks": {"ct-mri": {"profiles": {"paper": {"ecfusion": good, "max": base}}}}}
-    (tmp_path / "quality.json").write_text(json.dumps(record))
-    assert _auto_method("ct-mri") == "ecfusion"
-    assert _auto_method("pet-mri") == "laplacian"  # no record for the task
-    base["MI"] = 1.0  # now the baseline also wins MI: 4 of 6
-    (tmp_path / "quality.json").write_text(json.dumps(record))
-    assert _auto_method("ct-mri") == "laplacian"
+    base = {m: (50.0 if m == "Qcv" else 0.5) for m in AUTO_METRICS}
+    model = {m: (10.0 if m == "Qcv" else 0.9) for m in AUTO_METRICS}  # better on all six
+    for lost, picked in ((("MI", "Qcv"), "picks"), (("MI", "Qcv", "SSIM"), "does not pick")):
+        scores = {"ecfusion": {**model, **{m: base[m] for m in lost}}, "max": base}
+        lines = quality_section("ecfusion", "ct-mri", {"pairs": 2, "profiles": {"paper": scores}})
+        auto = [line for line in lines if "--method auto" in line]
+        assert auto == [f"- `medfuse fuse --method auto` {picked} it: it beats every baseline on "
+                        f"{6 - len(lost)} of MI, Qabf, VIF, SSIM, Qcb, Qcv (needs 4)."]
+        assert f"- Beats every classical baseline on {6 - len(lost)} of 6 metrics" in "\n".join(lines)

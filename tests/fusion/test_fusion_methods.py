@@ -28,6 +28,38 @@ def test_registry_lists_every_method():
         get_method("nope")
 
 
+def test_registry_names_resolve_lazily_to_their_classes():
+    import subprocess
+    import sys
+
+    from medfuse.fusion.base import METHODS, FusionMethod, register_method
+    from tests.helpers import cli_env
+
+    for n in list_methods():  # each "module:Class" entry names a method registered as itself
+        assert issubclass(METHODS[n], FusionMethod) and METHODS[n].name == n
+    # listing the methods imports none of them (nor torch, from the package)
+    code = ("import sys\nfrom medfuse.fusion import list_methods\nlist_methods()\n"
+            "print(sorted(m for m in ('medfuse.fusion.classical', 'medfuse.fusion.network', "
+            "'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=cli_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['torch']"  # base.py itself needs torch; no method module
+
+    @register_method
+    class Half(FusionMethod):
+        name = "test-half"
+
+        def fuse(self, a, b):
+            return a * 0.5 + b * 0.5
+
+    try:
+        assert "test-half" in list_methods() and isinstance(get_method("test-half"), Half)
+    finally:
+        del METHODS["test-half"]
+    assert "test-half" not in list_methods()
+
+
 @pytest.mark.parametrize("name", CLASSICAL)
 def test_classical_shape_range_and_identity(name, ct_mri_pair):
     a, b = ct_mri_pair

@@ -9,29 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from medfuse.batch.backends.results import not_started, skipped
+
 __all__ = ["get_backend", "BACKENDS", "not_started", "skipped"]
 
 #: backend names (``medfuse batch --backend``).
 BACKENDS = ("local", "ray")
-
-
-def not_started(
-    study: dict[str, Any],
-    why: str = "not started: the batch was stopped",
-    status: str = "interrupted",
-    exit_code: int | None = None,
-) -> dict[str, Any]:
-    """The result of a study that did not run (``interrupted``, or ``failed`` with ``why``)."""
-    return {
-        "row": study["row"], "id": study["id"], "out": study["out"], "status": status,
-        "error": why, "exit_code": exit_code, "note": None, "timings_s": {}, "host": None,
-        "pid": None,
-    }
-
-
-def skipped(study: dict[str, Any], note: str) -> dict[str, Any]:
-    """The result of a study whose output was already complete."""
-    return {**not_started(study, None, status="skipped"), "note": note}
 
 
 def get_backend(name: str, **kwargs: Any) -> Any:

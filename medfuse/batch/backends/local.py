@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from medfuse.batch.backends import not_started
+from medfuse.batch.backends.results import not_started
 
 __all__ = ["LocalBackend"]
 

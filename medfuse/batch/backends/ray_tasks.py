@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from medfuse.batch.backends import not_started
+from medfuse.batch.backends.results import not_started
 from medfuse.errors import InputError, RemoteError
 
 __all__ = ["RayBackend", "ray_study"]

@@ -1,0 +1,136 @@
+"""The shipped weights' quality record, and the rule by which ``--method auto`` trusts a network.
+
+``medfuse/weights/quality.json`` (written by ``benchmarks/bench_quality.py``) holds, per task and
+metric profile, the mean scores of the shipped networks and of the classical baselines on the
+validation split: ``{"tasks": {task: {"pairs": N, "profiles": {profile: {method: {metric:
+mean}}}}}}``. The model cards render it (:mod:`medfuse.engines.card`); ``medfuse fuse --method
+auto`` reads it through :func:`auto_method`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AUTO_METRICS",
+    "AUTO_MIN_WINS",
+    "PAPER_METRICS",
+    "auto_method",
+    "beats_baselines",
+    "compare",
+    "quality_path",
+    "read_quality",
+]
+
+#: the metrics of each paper's tables, in their order.
+PAPER_METRICS: dict[str, tuple[str, ...]] = {
+    "ecfusion": ("MI", "Qabf", "VIF", "SSIM", "Qcb", "Qcv"),
+    "s3imfusion": ("EN", "AG", "MI", "SSIM", "SF", "PSNR", "Qabf", "SCD"),
+}
+
+#: the six metrics of the ``paper`` profile's table (ECFusion Tables 1-3) that ``--method auto``
+#: weighs every network on, and on how many of them it must beat every classical baseline.
+AUTO_METRICS: tuple[str, ...] = PAPER_METRICS["ecfusion"]
+AUTO_MIN_WINS = 4
+
+#: the networks ``--method auto`` tries, in this order.
+_AUTO_NETWORKS = ("ecfusion", "s3imfusion")
+
+
+def quality_path() -> Path:
+    """``quality.json`` in the shipped weights folder (``medfuse.nets.pretrained.WEIGHTS_DIR``)."""
+    from medfuse.nets import pretrained
+
+    return pretrained.WEIGHTS_DIR / "quality.json"
+
+
+def read_quality(path: str | Path | None = None) -> dict[str, Any]:
+    """The quality record (``{}`` when the file does not exist).
+
+    Args:
+        path: a ``quality.json`` (default: :func:`quality_path`).
+    """
+    path = Path(path) if path is not None else quality_path()
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def _better(metric: str, x: float, y: float) -> bool:
+    from medfuse.metrics.profiles import higher_is_better
+
+    return x > y if higher_is_better(metric) else x < y
+
+
+def compare(model: Mapping[str, float], paper: Mapping[str, float],
+            baselines: Mapping[str, Mapping[str, float]], metrics: Sequence[str]) -> dict[str, Any]:
+    """How a model's means stand against the paper's row and against every baseline.
+
+    Args:
+        model: ``{metric: mean}`` of the model.
+        paper: ``{metric: value}`` of the paper (metrics it lacks are left out).
+        baselines: ``{method: {metric: mean}}``.
+        metrics: the metrics to compare.
+
+    Returns:
+        ``{"reaches_paper": [...], "short_of_paper": {metric: (model, paper, relative gap)},
+        "beats_all_baselines": [...], "lost_to": {metric: [methods]}}``; "reaching" means equal
+        or better in the metric's direction (Qcv: lower).
+    """
+    reach, short, beats, lost = [], {}, [], {}
+    for m in metrics:
+        if m not in model:
+            continue
+        if m in paper:
+            if _better(m, paper[m], model[m]):
+                short[m] = (model[m], paper[m], (model[m] - paper[m]) / abs(paper[m]))
+            else:
+                reach.append(m)
+        losers = [b for b, v in baselines.items() if m in v and not _better(m, model[m], v[m])]
+        if losers:
+            lost[m] = losers
+        else:
+            beats.append(m)
+    return {"reaches_paper": reach, "short_of_paper": short, "beats_all_baselines": beats,
+            "lost_to": lost}
+
+
+def beats_baselines(model: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
+                    metrics: Sequence[str] = AUTO_METRICS, min_wins: int = AUTO_MIN_WINS) -> bool:
+    """Whether ``model`` is better than every baseline on at least ``min_wins`` of ``metrics``.
+
+    A metric the model lacks counts as lost; there must be at least one baseline.
+    """
+    if not baselines:
+        return False
+    wins = compare(model, {}, baselines, metrics)["beats_all_baselines"]
+    return len(wins) >= min_wins
+
+
+def auto_method(task: str | None, quality: Mapping[str, Any] | None = None) -> str:
+    """The method ``medfuse fuse --method auto`` picks for ``task``.
+
+    A shipped network is picked when its validation figures under the ``paper`` profile beat
+    every classical baseline on at least :data:`AUTO_MIN_WINS` of the :data:`AUTO_METRICS`
+    (:func:`beats_baselines`) and its weights file is there; otherwise the Laplacian pyramid, the
+    best classical all-rounder on the validation split. ECFusion is tried before S3IMFusion.
+
+    Args:
+        task: "ct-mri" | "pet-mri" | "spect-mri" (None: no network).
+        quality: the quality record (default: :func:`read_quality`).
+    """
+    from medfuse.nets.pretrained import pretrained_path
+
+    if not task:
+        return "laplacian"
+    record = read_quality() if quality is None else quality
+    scores = record.get("tasks", {}).get(task, {}).get("profiles", {}).get("paper", {})
+    baselines = {k: v for k, v in scores.items() if k not in PAPER_METRICS}
+    for net in _AUTO_NETWORKS:
+        if net in scores and beats_baselines(scores[net], baselines) \
+                and pretrained_path(net, task).is_file():
+            return net
+    return "laplacian"

@@ -50,7 +50,7 @@ class ResampleToReference(TraceableTransform):
         self.padding_mode = padding_mode
         self.dtype = dtype
 
-    def __call__(
+    def __call__(  # type: ignore[override]  # MONAI's Transform takes one argument
         self,
         img: torch.Tensor,
         reference: torch.Tensor,
@@ -95,9 +95,12 @@ class ResampleToReference(TraceableTransform):
             torch.zeros((1, 1, 1, 1), dtype=torch.float32).expand(1, *reference.shape[1:]),
             affine=torch.as_tensor(ref_affine),
         )
-        out = ResampleToMatch(mode=self.mode, padding_mode=self.padding_mode, dtype=self.dtype)(
-            moving, dst
+        resample = ResampleToMatch(
+            mode=self.mode,
+            padding_mode=self.padding_mode,
+            dtype=self.dtype,  # type: ignore[arg-type]
         )
+        out = resample(moving, dst)
         meta = dict(img.meta)
         meta.pop("affine", None)
         meta.update(
@@ -110,7 +113,7 @@ class ResampleToReference(TraceableTransform):
             meta["pre_affine"] = np.asarray(pa)
             meta["frame_of_reference_uid"] = reference.meta.get("frame_of_reference_uid")
         out = MetaTensor(
-            out.as_tensor().to(torch.float32),
+            out.as_tensor().to(torch.float32),  # type: ignore[attr-defined]
             affine=torch.as_tensor(ref_affine),
             meta=meta,
             applied_operations=record_of(img),

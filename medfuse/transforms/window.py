@@ -179,5 +179,3 @@ class Window(TraceableTransform):
                 out, orig_size=tuple(img.shape[1:]), extra_info=dict(out.meta["window"])
             )
         return out
-
-

@@ -574,9 +574,9 @@ def register(
                 "PatientPosition turn needs two DICOM series with different PatientPosition)"
             )
         metric_identity = _full_metric(fixed, mov, sitk.Euler3DTransform())
-        tried, poses = _optimise_starts(poses, fixed, mov, (iterations, sampling, seed))
-        metric_final, n = min((t["metric_final"], n) for n, t in enumerate(tried) if n in poses)
-        final, n_iter, stop = poses[n]
+        tried, finals = _optimise_starts(poses, fixed, mov, (iterations, sampling, seed))
+        metric_final, n = min((t["metric_final"], n) for n, t in enumerate(tried) if n in finals)
+        final, n_iter, stop = finals[n]
         chosen, metric_initial = tried[n]["name"], tried[n]["metric_start"]
         if kind == "affine":
             rig = _euler(final)

@@ -35,7 +35,8 @@ CLI_ENTRY_POINTS = {"medfuse.__main__"}
 LAYERS: list[set[str]] = [
     {"medfuse.errors"},
     {"medfuse"},
-    {"medfuse.io", "medfuse.transforms", "medfuse.data"},
+    {"medfuse.io", "medfuse.data"},
+    {"medfuse.transforms"},
     {"medfuse.registration", "medfuse.metrics", "medfuse.pacs"},
     {"medfuse.nets"},
     {"medfuse.losses", "medfuse.fusion"},

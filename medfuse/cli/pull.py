@@ -55,8 +55,8 @@ def command(
     7 PACS unreachable or a series failed.
     """
     from medfuse.cli._peer import check_report_path, make_peer, print_report
-    from medfuse.errors import RemoteError
     from medfuse.cli._signals import install_sigterm
+    from medfuse.errors import RemoteError
     from medfuse.pacs.pull import pull_study
 
     # a terminated pull unwinds like Ctrl-C, so the unfinished series folder is removed

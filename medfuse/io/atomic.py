@@ -18,8 +18,13 @@ from pathlib import Path
 from types import TracebackType
 
 from medfuse.errors import OutputError
-from medfuse.io.guard import (check_output_place, check_replace, clear_stale_temps, os_reason,
-                              write_marker)
+from medfuse.io.guard import (
+    check_output_place,
+    check_replace,
+    clear_stale_temps,
+    os_reason,
+    write_marker,
+)
 
 __all__ = ["AtomicOutputDir", "check_output_dir"]
 

@@ -623,7 +623,9 @@ def _scan(
             continue
         ds, reason = (None, problem) if problem else _scan_one(p)
         if reason:
-            uid = str(ds.SeriesInstanceUID) if ds is not None and "SeriesInstanceUID" in ds else None
+            uid = None
+            if ds is not None and "SeriesInstanceUID" in ds:
+                uid = str(ds.SeriesInstanceUID)
             bad.append(Unreadable(p, reason, uid))
         elif ds is not None:
             groups.setdefault(str(ds.SeriesInstanceUID), []).append((p, ds))

@@ -1,4 +1,4 @@
-"""Dictionary twins (suffix ``d``) of :mod:`medfuse.transforms.array` (MONAI MapTransform)."""
+"""Dictionary twins (suffix ``d``) of the array transforms (MONAI MapTransform)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from monai.config import KeysCollection
-from monai.transforms import MapTransform
+from monai.transforms import InvertibleTransform, MapTransform
 from monai.utils import ensure_tuple_rep
 
-from .array import ExtractSlices, ResampleToReference, StackSlices, Window
+from .resample import ResampleToReference
+from .slices import ExtractSlices, StackSlices
+from .window import Window
 
 __all__ = [
     "ResampleToReferenced",
@@ -40,6 +42,8 @@ class ResampleToReferenced(MapTransform):
         allow_missing_keys: skip absent keys.
     """
 
+    backend = ResampleToReference.backend
+
     def __init__(
         self,
         keys: KeysCollection,
@@ -54,13 +58,17 @@ class ResampleToReferenced(MapTransform):
         self.mode = ensure_tuple_rep(mode, len(self.keys))
         self.padding_mode = ensure_tuple_rep(padding_mode, len(self.keys))
         self.pre_affine_key = pre_affine_key
+        self.resamplers = {
+            key: ResampleToReference(mode=m, padding_mode=p)
+            for key, m, p in zip(self.keys, self.mode, self.padding_mode)
+        }
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         ref = d[self.ref_key]
         pre = d.get(self.pre_affine_key) if self.pre_affine_key else None
-        for key, mode, pad in self.key_iterator(d, self.mode, self.padding_mode):
-            d[key] = ResampleToReference(mode=mode, padding_mode=pad)(d[key], ref, pre_affine=pre)
+        for key in self.key_iterator(d):
+            d[key] = self.resamplers[key](d[key], ref, pre_affine=pre)
         return d
 
 
@@ -75,6 +83,8 @@ class Windowd(MapTransform):
         percentiles: ``(lo, hi)`` per key (a sequence of pairs) or one pair for all.
         allow_missing_keys: skip absent keys.
     """
+
+    backend = Window.backend
 
     def __init__(
         self,
@@ -110,11 +120,13 @@ class Windowd(MapTransform):
         return d
 
 
-class ExtractSlicesd(MapTransform):
-    """Cut ``keys`` into (N, C, H, W) slices (see :class:`ExtractSlices`).
+class ExtractSlicesd(MapTransform, InvertibleTransform):
+    """Cut ``keys`` into (N, C, H, W) slices (see :class:`ExtractSlices`); invertible.
 
     Every key is cut with the same axis; volumes resampled onto one grid give matching slices.
-    The slice geometry is in each output's meta (``slice_positions``, ``slice_affine``...).
+    The slice geometry is in each output's meta (``slice_positions``, ``slice_affine``...) and in
+    its ``applied_operations``; :meth:`inverse` (or MONAI's ``Compose.inverse`` / ``Invertd``)
+    restacks each key onto its volume grid.
 
     Args:
         keys: keys of (C, I, J, K) volumes.
@@ -122,6 +134,8 @@ class ExtractSlicesd(MapTransform):
         indices: voxel indices along the slice axis (default all).
         allow_missing_keys: skip absent keys.
     """
+
+    backend = ExtractSlices.backend
 
     def __init__(
         self,
@@ -139,6 +153,13 @@ class ExtractSlicesd(MapTransform):
             d[key] = self.extract(d[key])
         return d
 
+    def inverse(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Restack the slices of ``keys`` (see :meth:`ExtractSlices.inverse`)."""
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.extract.inverse(d[key])
+        return d
+
 
 class StackSlicesd(MapTransform):
     """Restack (N, C, H, W) slices in ``keys`` onto their volume grid (see :class:`StackSlices`).
@@ -151,6 +172,8 @@ class StackSlicesd(MapTransform):
         fill_value: value of voxels on slices not present.
         allow_missing_keys: skip absent keys.
     """
+
+    backend = StackSlices.backend
 
     def __init__(
         self,

@@ -75,7 +75,7 @@ def test_percentile_on_large_volume_matches_numpy(ct):
 
 
 def test_device_path_percentiles_match_numpy(t1):
-    from medfuse.transforms.array import _kth_percentiles
+    from medfuse.transforms.window import _kth_percentiles
 
     flat = t1.as_tensor().reshape(-1)
     q = [0.0, 0.5, 37.3, 99.5, 100.0]

@@ -24,8 +24,11 @@ from medfuse.nets.pretrained import TASKS, load_pretrained, load_weights, read_w
 
 __all__ = [
     "NETWORKS", "TASKS", "get_network", "list_networks", "load_pretrained", "load_weights",
-    "network_class", "read_weights", "save_weights",
+    "network_class", "read_weights", "save_weights", "BACKENDS", "with_backend",
 ]
+
+#: inference backends of :func:`with_backend`; "eager" (PyTorch) is the reference and the default.
+BACKENDS = ("eager", "onnxruntime")
 
 #: registry name -> "module:Class" (imported on first use).
 NETWORKS: dict[str, str] = {
@@ -51,3 +54,20 @@ def network_class(name: str) -> type[nn.Module]:
 def get_network(name: str, **kwargs: Any) -> nn.Module:
     """Build the network registered under ``name`` with constructor keyword arguments ``kwargs``."""
     return network_class(name)(**kwargs)
+
+
+def with_backend(net: nn.Module, backend: str = "eager", threads: int | None = None) -> nn.Module:
+    """``net`` run by ``backend`` for CPU inference: a module with the same ``forward(a, b)``.
+
+    ``"eager"`` returns ``net`` itself (PyTorch; the reference); ``"onnxruntime"`` wraps it in
+    :class:`medfuse.nets.ort_backend.OrtNetwork` (needs ``onnxruntime``; outputs within 1e-5 of eager,
+    faster on CPU, see docs/nets.md). ``threads``: ORT intra-op threads.
+    """
+    key = backend.lower()
+    if key == "eager":
+        return net
+    if key in ("onnxruntime", "ort"):
+        from medfuse.nets.ort_backend import OrtNetwork
+
+        return OrtNetwork(net, threads=threads)
+    raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")

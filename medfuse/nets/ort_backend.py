@@ -20,6 +20,7 @@ shape, which suits slice-by-slice fusion of a volume (one shape for all slices).
 from __future__ import annotations
 
 import io
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def onnx_bytes(net: nn.Module, shape: tuple[int, int, int, int]) -> bytes:
     a = torch.zeros(shape)
     buf = io.BytesIO()
     try:
-        with reference_kernels(), torch.no_grad():
+        with reference_kernels(), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and trace notes
             torch.onnx.export(net, (a, a.clone()), buf, input_names=["a", "b"], output_names=["fused"],
                               opset_version=OPSET, dynamo=False)
     finally:

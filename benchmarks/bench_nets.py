@@ -87,9 +87,11 @@ def gpu_figures(net: torch.nn.Module, batch: int, repeats: int) -> tuple[float, 
     return rate, peak
 
 
-def backend_table(names: list[str], sizes: list[int], thread_counts: list[int], repeats: int) -> None:
+def backend_table(names: list[str], sizes: list[int], thread_counts: list[int],
+                  repeats: int) -> None:
     """Print median ms per pair of the reference, eager and onnxruntime paths (interleaved)."""
-    print(f"{'network':<11} {'size':>4} {'thr':>3} {'reference':>10} {'eager':>8} {'x':>5} {'onnxrt':>8} {'x':>5}"
+    print(f"{'network':<11} {'size':>4} {'thr':>3} {'reference':>10} {'eager':>8} {'x':>5}"
+          f" {'onnxrt':>8} {'x':>5}"
           "  load avg (1/5 min)")
     for name in names:
         net = load_pretrained(name, task="ct-mri")
@@ -97,8 +99,10 @@ def backend_table(names: list[str], sizes: list[int], thread_counts: list[int], 
             a, b = _pair(1, size)
             for threads in thread_counts:
                 torch.set_num_threads(threads)
-                paths = {"reference": (reference_kernels, net), "eager": (contextlib.nullcontext, net),
-                         "onnxruntime": (contextlib.nullcontext, with_backend(net, "onnxruntime", threads))}
+                ort = with_backend(net, "onnxruntime", threads)
+                plain = contextlib.nullcontext
+                paths = {"reference": (reference_kernels, net), "eager": (plain, net),
+                         "onnxruntime": (plain, ort)}
                 times: dict[str, list[float]] = {k: [] for k in paths}
                 reps = max(3, repeats if size <= 256 else repeats // 3)
                 with torch.inference_mode():
@@ -113,9 +117,11 @@ def backend_table(names: list[str], sizes: list[int], thread_counts: list[int], 
                                 times[key].append((time.perf_counter() - t) * 1e3)
                 med = {k: statistics.median(v) for k, v in times.items()}
                 load = os.getloadavg()
-                print(f"{name:<11} {size:>4} {threads:>3} {med['reference']:>10.1f} {med['eager']:>8.1f}"
+                print(f"{name:<11} {size:>4} {threads:>3} {med['reference']:>10.1f}"
+                      f" {med['eager']:>8.1f}"
                       f" {med['reference'] / med['eager']:>5.2f} {med['onnxruntime']:>8.1f}"
-                      f" {med['reference'] / med['onnxruntime']:>5.2f}  {load[0]:.1f} / {load[1]:.1f}", flush=True)
+                      f" {med['reference'] / med['onnxruntime']:>5.2f}"
+                      f"  {load[0]:.1f} / {load[1]:.1f}", flush=True)
 
 
 def main() -> None:
@@ -124,12 +130,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--gpu-batch", type=int, default=128)
-    parser.add_argument("--backends", action="store_true", help="compare reference / eager / onnxruntime")
+    parser.add_argument("--backends", action="store_true",
+                        help="compare reference / eager / onnxruntime")
     parser.add_argument("--sizes", nargs="*", type=int, default=[256, 512])
     parser.add_argument("--thread-counts", nargs="*", type=int, default=[1, 2])
     args = parser.parse_args()
     if args.backends:
-        print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+        cpu = platform.processor() or platform.machine()
+        print(f"torch {torch.__version__}, {cpu}, {os.cpu_count()} cores")
         backend_table(args.nets or list_networks(), args.sizes, args.thread_counts, args.repeats)
         return
     torch.set_num_threads(args.threads)

@@ -60,8 +60,8 @@ def with_backend(net: nn.Module, backend: str = "eager", threads: int | None = N
     """``net`` run by ``backend`` for CPU inference: a module with the same ``forward(a, b)``.
 
     ``"eager"`` returns ``net`` itself (PyTorch; the reference); ``"onnxruntime"`` wraps it in
-    :class:`medfuse.nets.ort_backend.OrtNetwork` (needs ``onnxruntime``; outputs within 1e-5 of eager,
-    faster on CPU, see docs/nets.md). ``threads``: ORT intra-op threads.
+    :class:`medfuse.nets.ort_backend.OrtNetwork` (needs ``onnxruntime``; outputs within 1e-5 of
+    eager, faster on CPU, see docs/nets.md). ``threads``: ORT intra-op threads.
     """
     key = backend.lower()
     if key == "eager":

@@ -9,10 +9,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["Sobel", "pad_to_multiple", "crop_to", "fused_conv", "fused_inference", "reference_kernels"]
+__all__ = [
+    "Sobel", "pad_to_multiple", "crop_to", "fused_conv", "fused_inference", "reference_kernels",
+]
 
-_POINTWISE = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() \
-    else None
+_POINTWISE = (getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
+              if torch.backends.mkldnn.is_available() else None)
 _FUSED = [True]
 
 
@@ -23,7 +25,8 @@ def fused_inference(x: torch.Tensor) -> bool:
     oneDNN's fused convolutions exist, outside ``torch.export``/``torch.compile`` tracing and
     :func:`reference_kernels`. Training, GPUs and exports take the reference (plain module) path.
     """
-    return (_FUSED[0] and _POINTWISE is not None and x.device.type == "cpu" and x.dtype == torch.float32
+    return (_FUSED[0] and _POINTWISE is not None and x.device.type == "cpu"
+            and x.dtype == torch.float32
             and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
             and not torch.compiler.is_exporting())
 
@@ -57,8 +60,9 @@ def fused_conv(conv: nn.Conv2d | None, x: torch.Tensor, slope: float | None = No
     """
     w = conv.weight if weight is None else weight
     bias = conv.bias if conv is not None else None
-    geo = ([int(v) for v in conv.padding], list(conv.stride), list(conv.dilation), conv.groups) if conv is not None \
-        else ([0, 0], [1, 1], [1, 1], 1)
+    geo = ([0, 0], [1, 1], [1, 1], 1)
+    if conv is not None:
+        geo = ([int(v) for v in conv.padding], list(conv.stride), list(conv.dilation), conv.groups)
     x = x.contiguous(memory_format=torch.channels_last)
     if binary is not None:
         other = other.contiguous(memory_format=torch.channels_last)

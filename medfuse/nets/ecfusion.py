@@ -83,7 +83,10 @@ class FeatureEnhancement(nn.Module):
         ``pool``: take the global maximum by ``adaptive_max_pool2d`` (the same values; 8x faster
         than ``amax`` over ``H, W`` on a channels-last CPU tensor).
         """
-        gmp = F.adaptive_max_pool2d(f_edge, 1).flatten(1) if pool else torch.amax(f_edge, dim=(2, 3))
+        if pool:
+            gmp = F.adaptive_max_pool2d(f_edge, 1).flatten(1)
+        else:
+            gmp = torch.amax(f_edge, dim=(2, 3))
         gap = torch.mean(f_edge, dim=(2, 3))
         return F.gelu(self.mlp(gmp) + self.mlp(gap))[:, :, None, None]
 
@@ -104,7 +107,8 @@ class _ResidualBlock(nn.Module):
             # and 3 passes over the features (the reference: 3 + 2 activations and 7 passes), all
             # channels-last (a 1-channel input gives an NCHW edge-conv output otherwise)
             slope = self.act.negative_slope
-            f_edge = fused_conv(self.fe.edge_conv, edge, slope=slope).contiguous(memory_format=torch.channels_last)
+            f_edge = fused_conv(self.fe.edge_conv, edge, slope=slope)
+            f_edge = f_edge.contiguous(memory_format=torch.channels_last)
             gate = f_edge + self.fe.channel_weights(f_edge, pool=True)
             h = fused_conv(self.conv1, x, slope=slope)
             return x + fused_conv(self.conv2, h, other=gate, binary="mul")
@@ -296,7 +300,8 @@ class CrossScaleTransformerFusion(nn.Module):
         y = y * F.interpolate(self.proj_y(t_y), size=(hh, ww), mode="bilinear", align_corners=False)
         return self.combine(torch.cat([torch.maximum(x, y), torch.minimum(x, y), x + y], dim=1))
 
-    def _fused_tail(self, x: torch.Tensor, y: torch.Tensor, t_x: torch.Tensor, t_y: torch.Tensor) -> torch.Tensor:
+    def _fused_tail(self, x: torch.Tensor, y: torch.Tensor, t_x: torch.Tensor,
+                    t_y: torch.Tensor) -> torch.Tensor:
         """Eq. 12-13 for inference: channels-last resampling and no 3-way concatenation.
 
         ``max + min = x + y``, so ``W [max; min; x + y] = (W_1 + W_3) max + (W_2 + W_3) min``: two
@@ -304,10 +309,10 @@ class CrossScaleTransformerFusion(nn.Module):
         """
         size = x.shape[-2:]
         cl = torch.channels_last
-        x = x * F.interpolate(self.proj_x(t_x).contiguous(memory_format=cl), size=size, mode="bilinear",
-                              align_corners=False)
-        y = y * F.interpolate(self.proj_y(t_y).contiguous(memory_format=cl), size=size, mode="bilinear",
-                              align_corners=False)
+        up_x = self.proj_x(t_x).contiguous(memory_format=cl)
+        up_y = self.proj_y(t_y).contiguous(memory_format=cl)
+        x = x * F.interpolate(up_x, size=size, mode="bilinear", align_corners=False)
+        y = y * F.interpolate(up_y, size=size, mode="bilinear", align_corners=False)
         w1, w2, w3 = self.combine.weight.chunk(3, dim=1)
         hi = F.conv2d(torch.maximum(x, y), w1 + w3, self.combine.bias)
         return fused_conv(None, torch.minimum(x, y), other=hi, binary="add", weight=w2 + w3)
@@ -378,7 +383,7 @@ class ECFusion(nn.Module):
         return crop_to(self._decode(torch.cat(fused, dim=1)), size).contiguous()
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The decoder; on the fused inference path each conv + LeakyReLU pair is one oneDNN call."""
+        """The decoder; on the fused inference path a conv + LeakyReLU pair is one oneDNN call."""
         if not fused_inference(z):
             return self.decoder(z)
         layers = list(self.decoder)

@@ -46,16 +46,30 @@ def onnx_bytes(net: nn.Module, shape: tuple[int, int, int, int]) -> bytes:
     buf = io.BytesIO()
     try:
         with reference_kernels(), torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and trace notes
-            torch.onnx.export(net, (a, a.clone()), buf, input_names=["a", "b"], output_names=["fused"],
-                              opset_version=OPSET, dynamo=False)
+            warnings.simplefilter(
+                "ignore"
+            )  # the TorchScript exporter's deprecation and trace notes
+            torch.onnx.export(
+                net,
+                (a, a.clone()),
+                buf,
+                input_names=["a", "b"],
+                output_names=["fused"],
+                opset_version=OPSET,
+                dynamo=False,
+            )
     finally:
         net.train(was_training)
     return buf.getvalue()
 
 
-def export_onnx(net: nn.Module, path: str | Path, size: tuple[int, int] = (256, 256), batch: int = 1,
-                in_channels: int = 1) -> Path:
+def export_onnx(
+    net: nn.Module,
+    path: str | Path,
+    size: tuple[int, int] = (256, 256),
+    batch: int = 1,
+    in_channels: int = 1,
+) -> Path:
     """Write the network as an ONNX file for ``batch`` x ``in_channels`` x ``size`` inputs.
 
     Written to a temporary name beside ``path`` and renamed, so a failed export leaves nothing.
@@ -86,7 +100,9 @@ class OrtNetwork(nn.Module):
         try:
             import onnxruntime
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("the onnxruntime backend needs onnxruntime: pip install 'medfuse[ort]'") from exc
+            raise ImportError(
+                "the onnxruntime backend needs onnxruntime: pip install 'medfuse[ort]'"
+            ) from exc
         self._ort = onnxruntime
         self.net = net.eval()
         self.threads = threads
@@ -101,8 +117,9 @@ class OrtNetwork(nn.Module):
                 opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
             opts.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            sess = self._ort.InferenceSession(onnx_bytes(self.net, shape), opts,
-                                              providers=["CPUExecutionProvider"])
+            sess = self._ort.InferenceSession(
+                onnx_bytes(self.net, shape), opts, providers=["CPUExecutionProvider"]
+            )
             self._sessions[shape] = sess
             while len(self._sessions) > self.max_sessions:
                 self._sessions.popitem(last=False)
@@ -112,8 +129,12 @@ class OrtNetwork(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Fuse ``a`` and ``b`` ``(B, C, H, W)`` (CPU float32) into ``(B, C_out, H, W)``."""
         if a.shape != b.shape:
-            raise ValueError(f"a and b must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-        feed = {"a": np.ascontiguousarray(a.detach().cpu().float().numpy()),
-                "b": np.ascontiguousarray(b.detach().cpu().float().numpy())}
+            raise ValueError(
+                f"a and b must have one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+            )
+        feed = {
+            "a": np.ascontiguousarray(a.detach().cpu().float().numpy()),
+            "b": np.ascontiguousarray(b.detach().cpu().float().numpy()),
+        }
         out = self._session(tuple(a.shape)).run(["fused"], feed)[0]
         return torch.from_numpy(out)

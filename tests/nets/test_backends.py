@@ -1,4 +1,4 @@
-"""Inference paths of the networks give the reference eager output (real Harvard pair, shipped weights).
+"""Every inference path gives the reference eager output (real Harvard pair, shipped weights).
 
 The reference is the plain module code under ``reference_kernels()``; the default eager path (fused
 oneDNN convolutions, cached position bias) and the ONNX Runtime backend must match it within 1e-4.
@@ -52,7 +52,9 @@ def test_eager_fast_path_matches_reference(pair, name: str, size: tuple[int, int
 @pytest.mark.parametrize("name", ["ecfusion", "s3imfusion"])
 @pytest.mark.parametrize("size", [(256, 256), (200, 248)])
 def test_onnxruntime_matches_reference(pair, name: str, size: tuple[int, int]) -> None:
-    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'medfuse[ort]')")
+    pytest.importorskip(
+        "onnxruntime", reason="onnxruntime not installed (pip install 'medfuse[ort]')"
+    )
     net = load_pretrained(name, task="ct-mri")
     a, b = _sized(pair, size)
     ref = _reference(net, a, b)
@@ -87,7 +89,7 @@ def test_bias_cache_follows_load_state_dict(pair) -> None:
 
 
 def test_bias_cache_follows_a_training_step(pair) -> None:
-    """After an optimiser step on the bias MLP, inference uses the new weights, not the cached bias."""
+    """After an optimiser step on the bias MLP, inference uses the new weights, not the cache."""
     net = load_pretrained("ecfusion", task="ct-mri")
     a, b = pair
     with torch.inference_mode():

@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python benchmarks/bench_nets.py [--nets ecfusion s3imfusion] [--repeats 20] [--threads 2]
+    python benchmarks/bench_nets.py --backends [--sizes 256 512] [--thread-counts 1 2]
 
 For each registered network: parameters, FLOPs at one 256x256 pair (``torch.utils.flop_counter``,
 which counts 2 FLOPs per multiply-accumulate; MACs are printed too), and the CPU forward time per
@@ -11,11 +12,20 @@ forward is printed too, a figure less disturbed by other load than wall time). T
 minimum over the repeats (the least-disturbed run) with the median beside it. With CUDA available
 it also reports GPU throughput (pairs/s at ``--gpu-batch`` with bf16 autocast and channels_last)
 and peak GPU memory of a batch-1 forward.
+
+``--backends`` compares, in one run and interleaved (each repeat runs every path once, so they
+share the machine's load), with the shipped CT-MRI weights: ``reference`` (today's eager code,
+``medfuse.nets.blocks.reference_kernels``), ``eager`` (the default eager path: fused oneDNN
+convolutions, cached position bias) and ``onnxruntime`` (``medfuse.nets.ort_backend``): median
+wall ms per batch-1 pair for each size and thread count, the ratio to the reference, and the load
+average (the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import statistics
 import sys
@@ -27,7 +37,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from medfuse.nets import get_network, list_networks  # noqa: E402
+from medfuse.nets import get_network, list_networks, load_pretrained, with_backend  # noqa: E402
+from medfuse.nets.blocks import reference_kernels  # noqa: E402
 
 
 def _pair(batch: int, size: int = 256, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,13 +87,59 @@ def gpu_figures(net: torch.nn.Module, batch: int, repeats: int) -> tuple[float, 
     return rate, peak
 
 
+def backend_table(names: list[str], sizes: list[int], thread_counts: list[int],
+                  repeats: int) -> None:
+    """Print median ms per pair of the reference, eager and onnxruntime paths (interleaved)."""
+    print(f"{'network':<11} {'size':>4} {'thr':>3} {'reference':>10} {'eager':>8} {'x':>5}"
+          f" {'onnxrt':>8} {'x':>5}"
+          "  load avg (1/5 min)")
+    for name in names:
+        net = load_pretrained(name, task="ct-mri")
+        for size in sizes:
+            a, b = _pair(1, size)
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                ort = with_backend(net, "onnxruntime", threads)
+                plain = contextlib.nullcontext
+                paths = {"reference": (reference_kernels, net), "eager": (plain, net),
+                         "onnxruntime": (plain, ort)}
+                times: dict[str, list[float]] = {k: [] for k in paths}
+                reps = max(3, repeats if size <= 256 else repeats // 3)
+                with torch.inference_mode():
+                    for ctx, fn in paths.values():  # warm-up (and the ORT export)
+                        with ctx():
+                            fn(a, b)
+                    for _ in range(reps):
+                        for key, (ctx, fn) in paths.items():
+                            with ctx():
+                                t = time.perf_counter()
+                                fn(a, b)
+                                times[key].append((time.perf_counter() - t) * 1e3)
+                med = {k: statistics.median(v) for k, v in times.items()}
+                load = os.getloadavg()
+                print(f"{name:<11} {size:>4} {threads:>3} {med['reference']:>10.1f}"
+                      f" {med['eager']:>8.1f}"
+                      f" {med['reference'] / med['eager']:>5.2f} {med['onnxruntime']:>8.1f}"
+                      f" {med['reference'] / med['onnxruntime']:>5.2f}"
+                      f"  {load[0]:.1f} / {load[1]:.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", nargs="*", default=None, help="networks (default: all registered)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--gpu-batch", type=int, default=128)
+    parser.add_argument("--backends", action="store_true",
+                        help="compare reference / eager / onnxruntime")
+    parser.add_argument("--sizes", nargs="*", type=int, default=[256, 512])
+    parser.add_argument("--thread-counts", nargs="*", type=int, default=[1, 2])
     args = parser.parse_args()
+    if args.backends:
+        cpu = platform.processor() or platform.machine()
+        print(f"torch {torch.__version__}, {cpu}, {os.cpu_count()} cores")
+        backend_table(args.nets or list_networks(), args.sizes, args.thread_counts, args.repeats)
+        return
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads")
     print(f"{'network':<12} {'params':>9} {'GFLOPs':>7} {'GMACs':>6} {'CPU ms min':>10} {'median':>7} {'cpu-ms':>7}"

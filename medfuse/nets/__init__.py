@@ -15,10 +15,11 @@ Networks are registered by name and imported lazily, so ``import medfuse.nets`` 
 
 from __future__ import annotations
 
+from medfuse.nets.backends import BACKENDS, with_backend
 from medfuse.nets.pretrained import TASKS, load_pretrained, load_weights, read_weights, save_weights
 from medfuse.nets.registry import NETWORKS, get_network, list_networks, network_class
 
 __all__ = [
     "NETWORKS", "TASKS", "get_network", "list_networks", "load_pretrained", "load_weights",
-    "network_class", "read_weights", "save_weights",
+    "network_class", "read_weights", "save_weights", "BACKENDS", "with_backend",
 ]

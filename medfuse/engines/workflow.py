@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import math
+import os
 import platform
 import signal
 import sys
@@ -48,7 +48,8 @@ __all__ = ["epoch_seed", "resolve_device", "resolve_threads", "run_training", "t
 logger = logging.getLogger("medfuse.train")
 
 _RESERVED = {"_target_", "_requires_", "_disabled_", "_desc_", "_mode_"}
-_ARTEFACTS = ("last_checkpoint_*.pt", "mid_checkpoint_*.pt", "best_checkpoint_*.pt", "metrics.csv", "summary.json", "config.json",
+_ARTEFACTS = ("last_checkpoint_*.pt", "mid_checkpoint_*.pt", "best_checkpoint_*.pt", "metrics.csv", "summary.json",
+              "config.json",
               "split.json", "model_card.md", "*.safetensors")
 
 
@@ -68,7 +69,7 @@ def resolve_threads(setting: Any) -> int | None:
     if setting == "auto":
         cores = os.cpu_count() or 1
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        return max(1, min(cores, cores - int(round(load))))
+        return max(1, min(cores, cores - round(load)))
     return max(1, int(setting))
 
 
@@ -205,6 +206,7 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
     from monai.handlers import ValidationHandler
     from monai.utils import set_determinism
     from monai.utils.enums import CommonKeys as Keys
+
     from medfuse.engines.card import render_model_card
     from medfuse.engines.checkpoint import Record, resume_objects
     from medfuse.engines.metrics_log import MetricsLog

@@ -10,7 +10,7 @@ import torch.nn as nn
 from medfuse.losses.gradient import MaxGradientLoss
 from medfuse.losses.perceptual import PerceptualLoss
 
-__all__ = ["ECFusionLoss", "PAPER_PIXELS"]
+__all__ = ["PAPER_PIXELS", "ECFusionLoss"]
 
 #: the papers' training size, 256 x 256 pixels.
 PAPER_PIXELS = 256 * 256

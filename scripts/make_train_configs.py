@@ -81,7 +81,7 @@ def config(net: str, task: str) -> dict:
         "network_def": {"_target_": f"medfuse.nets.{net}.{'ECFusion' if ec else 'S3IMFusion'}",
                         **({"out_activation": "clamp"} if ec else {})},
         "loss": ({"_target_": "medfuse.losses.ECFusionLoss", "lam": 0.02, "backbone": "vgg19", "vgg_weights": None,
-                  "reduction": "paper"} if ec
+                  "reduction": "mean"} if ec
                  else {"_target_": "medfuse.losses.S3IMFusionLoss", "gamma": [10.0, 5.0, 1.0], "reduction": "paper"}),
         "optimizer": {"_target_": "torch.optim.Adam", "params": "$@network_def.parameters()", "lr": 0.001},
         "train_data": {**data, "subset": "train", "limit": "@train_limit"},

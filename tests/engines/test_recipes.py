@@ -40,7 +40,7 @@ def test_config_is_the_generated_paper_recipe(path: Path) -> None:
     assert p["network_def"]["_target_"].startswith(f"medfuse.nets.{net}.")
     if net == "ecfusion":
         assert p["loss"] == {"_target_": "medfuse.losses.ECFusionLoss", "lam": paper["lam"], "backbone": "vgg19",
-                             "vgg_weights": None, "reduction": "paper"}
+                             "vgg_weights": None, "reduction": "mean"}  # see docs/training.md
         assert p["network_def"]["out_activation"] == "clamp"
         assert (p["patch_size"], p["patch_stride"]) == (paper["patch_size"], paper["stride"])
         aug = {t["_target_"].rsplit(".", 1)[-1]: t for t in p["train_transforms"]["transforms"]}

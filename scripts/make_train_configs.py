@@ -78,9 +78,11 @@ def config(net: str, task: str) -> dict:
         "input_size": 256,
         "train_limit": None,
         "val_limit": None,
-        "network_def": {"_target_": f"medfuse.nets.{net}.{'ECFusion' if ec else 'S3IMFusion'}"},
-        "loss": ({"_target_": "medfuse.losses.ECFusionLoss", "lam": 0.02, "backbone": "vgg19", "vgg_weights": None} if ec
-                 else {"_target_": "medfuse.losses.S3IMFusionLoss", "gamma": [10.0, 5.0, 1.0]}),
+        "network_def": {"_target_": f"medfuse.nets.{net}.{'ECFusion' if ec else 'S3IMFusion'}",
+                        **({"out_activation": "clamp"} if ec else {})},
+        "loss": ({"_target_": "medfuse.losses.ECFusionLoss", "lam": 0.02, "backbone": "vgg19", "vgg_weights": None,
+                  "reduction": "mean"} if ec
+                 else {"_target_": "medfuse.losses.S3IMFusionLoss", "gamma": [10.0, 5.0, 1.0], "reduction": "paper"}),
         "optimizer": {"_target_": "torch.optim.Adam", "params": "$@network_def.parameters()", "lr": 0.001},
         "train_data": {**data, "subset": "train", "limit": "@train_limit"},
         "val_data": {**data, "subset": "val", "limit": "@val_limit"},
@@ -89,9 +91,12 @@ def config(net: str, task: str) -> dict:
         "train_dataset": train_ds,
         "val_dataset": {**cache, "data": "@val_data", "transform": "@load_transforms"},
         "trainer": {"max_epochs": 50 if ec else 100, "batch_size": 4 if ec else 16, "num_workers": 2 if ec else 0,
-                    "amp": "auto", "drop_last": False, "checkpoint_every": 1, "tensorboard": "auto"},
-        "validation": {"enabled": True, "profile": "vifb", "metrics": ["MI", "Qabf", "SSIM", "VIF", "Qcb", "Qcv"],
-                       "key_metric": "Qabf", "every_n_epochs": 1, "batch_size": 4, "loss": True},
+                    "amp": "auto", "drop_last": False, "checkpoint_every": 1,
+                    "checkpoint_every_n_iterations": 25 if ec else 0, "stop_after_iterations": None,
+                    "threads": None, "tensorboard": "auto"},
+        "validation": {"enabled": True, "profile": "paper", "metrics": ["MI", "Qabf", "VIF", "SSIM", "Qcb", "Qcv"],
+                       "baselines": ["average", "max", "laplacian", "dwt", "guided-filter"],
+                       "key_metric": "baseline_score", "every_n_epochs": 1, "batch_size": 4, "loss": True},
     }
 
 

@@ -24,13 +24,15 @@ from medfuse.nets.quality import (
     AUTO_METRICS,
     AUTO_MIN_WINS,
     PAPER_METRICS,
+    baseline_score,
     beats_baselines,
     compare,
     read_quality,
 )
 
 __all__ = [
-    "PAPER_METRICS", "PAPER_REFERENCES", "PAPER_TARGETS", "compare", "main", "quality_section",
+    "PAPER_METRICS", "PAPER_REFERENCES", "PAPER_TARGETS", "baseline_score", "compare", "main",
+    "quality_section",
     "render_model_card",
 ]
 

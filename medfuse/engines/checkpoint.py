@@ -6,6 +6,8 @@ only tensors and plain Python containers, so they load with ``torch.load(weights
 - ``last_checkpoint_<epoch>.pt`` (kept: the latest one): everything :func:`resume_objects`
   lists (model, optimiser, trainer state, global RNGs, the loss's private generators, AMP
   scaler, the best-model checkpointer's record), enough to continue a run exactly;
+- ``mid_checkpoint_<iteration>.pt``: the same inside an epoch (``trainer#checkpoint_every_n_iterations``,
+  or a stop), deleted when the epoch's ``last_checkpoint`` is written;
 - ``best_model_<epoch>_<metric>=<value>.pt`` (kept: the best one): the model alone plus
   ``network``/``kwargs``/``task``, which :func:`medfuse.nets.load_weights` reads directly.
 """
@@ -125,13 +127,26 @@ def resume_objects(trainer: Any, model: torch.nn.Module, optimizer: torch.optim.
 
 
 _LAST = re.compile(r"last_checkpoint_(\d+)\.pt$")
+_MID = re.compile(r"mid_checkpoint_(\d+)\.pt$")
 
 
 def find_last_checkpoint(folder: str | Path) -> Path | None:
-    """The newest ``last_checkpoint_<epoch>.pt`` in ``folder`` (``None`` when there is none)."""
+    """The newest resume checkpoint in ``folder`` (``None`` when there is none).
+
+    Candidates: the newest ``last_checkpoint_<epoch>.pt`` (epoch end) and the newest
+    ``mid_checkpoint_<iteration>.pt`` (inside an epoch); the one with the higher trainer iteration
+    wins (a mid-epoch file is normally deleted once its epoch's checkpoint is written).
+    """
     folder = Path(folder)
     found = [(int(m.group(1)), p) for p in folder.glob("last_checkpoint_*.pt") if (m := _LAST.search(p.name))]
-    return max(found)[1] if found else None
+    mids = [(int(m.group(1)), p) for p in folder.glob("mid_checkpoint_*.pt") if (m := _MID.search(p.name))]
+    last = max(found)[1] if found else None
+    if not mids:
+        return last
+    mid_iteration, mid = max(mids)
+    if last is None or mid_iteration > int(load_checkpoint(last)["trainer"]["iteration"]):
+        return mid
+    return last
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Per-epoch training log: a CSV file, and TensorBoard scalars when ``tensorboard`` is installed.
 
-One CSV row per epoch: ``epoch, iteration, train_loss, lr, epoch_time_s`` and the validation
-values of that epoch (``val_loss`` and every metric; empty when the epoch was not validated).
+One CSV row per epoch: ``epoch, iteration, train_loss, lr, epoch_time_s``, the columns the run
+adds (the loss terms ``train_<term>`` and their weighted shares ``train_share_<term>``,
+``train_background``) and the validation values of that epoch (``val_loss``, every metric,
+``val_background``, ``baseline_score``; empty when the epoch was not validated).
 TensorBoard (``pip install tensorboard``; then ``tensorboard --logdir RUN_DIR/tb``) gets the same
 scalars under ``train/`` and ``val/``; without the package only the CSV is written.
 """
@@ -73,7 +75,7 @@ class MetricsLog:
             for k, v in row.items():
                 if k in ("epoch", "iteration") or not isinstance(v, (int, float)) or v == "":
                     continue
-                group = "train" if k in ("train_loss", "lr", "epoch_time_s") else "val"
+                group = "train" if k.startswith("train_") or k in ("lr", "epoch_time_s") else "val"
                 self.writer.add_scalar(f"{group}/{k}", float(v), step)
             self.writer.flush()
 

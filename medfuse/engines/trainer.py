@@ -6,7 +6,9 @@ Fusion has no label: a batch carries the two sources ``"a"`` and ``"b"`` (``(B, 
 and a simpler mixed precision (the network's forward under ``torch.autocast`` in bfloat16 or
 float16 on CUDA, the loss in float32; the gradient scaler only for float16, and it survives a
 resume). :class:`FusionEvaluator` runs the network on
-validation pairs; :class:`FusionQuality` scores them with :class:`medfuse.metrics.FusionMetrics`.
+validation pairs; :class:`FusionQuality` scores them with :class:`medfuse.metrics.FusionMetrics`
+(and against the classical baselines of :func:`baseline_means`). :func:`background_sums` measures
+the fused image's level where both sources are black.
 """
 
 from __future__ import annotations
@@ -21,7 +23,25 @@ from monai.engines.utils import IterationEvents
 from monai.engines.workflow import Workflow
 from monai.utils.enums import CommonKeys as Keys
 
-__all__ = ["FusionEvaluator", "FusionQuality", "FusionTrainer", "amp_dtype", "prepare_fusion_batch"]
+__all__ = ["FusionEvaluator", "FusionQuality", "FusionTrainer", "amp_dtype", "background_sums", "baseline_means",
+           "prepare_fusion_batch"]
+
+
+def background_sums(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
+    """Sum and count of the fused grey levels (0..255) where both sources are black.
+
+    Args:
+        fused: ``(B, 1, H, W)`` in ``[-1, 1]``.
+        a, b: the sources, ``(B, 1, H, W)`` in ``[-1, 1]``; "black" is below 0.5 grey levels.
+
+    Returns:
+        ``(sum, count)``; their ratio is the mean background level in grey levels.
+    """
+    black = -1.0 + 1.0 / 255.0
+    with torch.no_grad():
+        mask = (a <= black) & (b <= black)
+        grey = (fused.detach().float().clamp(-1.0, 1.0) + 1.0) * 127.5
+        return float(grey[mask].sum()), int(mask.sum())
 
 
 def prepare_fusion_batch(batchdata: Mapping[str, Any], device: torch.device | str | None = None,
@@ -111,8 +131,14 @@ class FusionTrainer(SupervisedTrainer):
             fused = engine.network(a, b)
         engine.state.output[Keys.PRED] = fused
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-        # the loss (SSIM statistics, VGG features, gradients) in float32, outside autocast
-        loss = engine.loss_function(fused.float(), a, b).float().mean()
+        # the loss (SSIM statistics, VGG features, gradients) in float32, outside autocast; a loss
+        # with components() also gives its terms for the log
+        if hasattr(engine.loss_function, "components"):
+            parts = engine.loss_function.components(fused.float(), a, b)
+            loss = parts["total"].float().mean()
+            engine.state.output["terms"] = {k: float(v.detach()) for k, v in parts.items() if k != "total"}
+        else:
+            loss = engine.loss_function(fused.float(), a, b).float().mean()
         engine.state.output[Keys.LOSS] = loss
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
         if engine.scaler is not None:
@@ -176,37 +202,83 @@ def _fusion_output(output: Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
 class FusionQuality(Metric):
     """Mean fusion metrics over a validation epoch (an ignite metric).
 
-    ``compute()`` returns ``{metric: mean, ..., "val_loss": mean}`` (``val_loss`` only when the
-    evaluator computes a loss); ignite copies every key into ``engine.state.metrics``. Images are
-    mapped from ``[-1, 1]`` to 0..255 and rounded, as when the fused PNG is saved and scored.
+    ``compute()`` returns ``{metric: mean, ..., "val_background": grey levels, "val_loss": mean,
+    "baseline_score": score}`` (``val_loss`` only when the evaluator computes a loss,
+    ``baseline_score`` only with ``baselines``); ignite copies every key into
+    ``engine.state.metrics``. Images are mapped from ``[-1, 1]`` to 0..255 (clipped, not rounded).
+    ``val_background`` is the mean fused level where both sources are black
+    (:func:`background_sums`; NaN when no pixel is).
 
     Args:
         profile: metric definitions (``"vifb"``, ``"cddfuse"`` or ``"paper"``).
         metrics: names to compute, e.g. ``("MI", "Qabf", "SSIM", "VIF", "Qcb", "Qcv")``.
+        baselines: ``{method: {metric: mean}}`` of the classical baselines on the same pairs
+            (:func:`baseline_means`); adds :func:`medfuse.nets.quality.baseline_score`.
     """
 
     def __init__(self, profile: str = "vifb", metrics: Sequence[str] | str | None = None,
-                 output_transform: Callable = _fusion_output) -> None:
+                 output_transform: Callable = _fusion_output,
+                 baselines: Mapping[str, Mapping[str, float]] | None = None) -> None:
         from medfuse.metrics import FusionMetrics
 
         self.scorer = FusionMetrics(profile=profile, metrics=metrics)
+        self.baselines = dict(baselines or {})
         super().__init__(output_transform=output_transform, device="cpu")
 
     def reset(self) -> None:  # noqa: D102 - ignite API
         self._rows: list[dict[str, float]] = []
         self._losses: list[float] = []
+        self._background = [0.0, 0]
 
     def update(self, output: Sequence[Any]) -> None:  # noqa: D102 - ignite API
         fused, a, b, loss = output
         self._rows.extend(self.scorer.score_batch(fused, a, b, value_range=(-1.0, 1.0)))
+        total, count = background_sums(fused, a, b)
+        self._background[0] += total
+        self._background[1] += count
         if loss is not None:
             self._losses.append(float(loss) * len(a))
 
     def compute(self) -> dict[str, float]:  # noqa: D102 - ignite API
         from medfuse.metrics import aggregate
+        from medfuse.nets.quality import baseline_score
 
         stats = aggregate(self._rows)
         out = {m: stats[m]["mean"] for m in self.scorer.metrics if m in stats}
+        total, count = self._background
+        out["val_background"] = total / count if count else float("nan")
         if self._losses:
             out["val_loss"] = sum(self._losses) / max(len(self._rows), 1)
+        if self.baselines:
+            out["baseline_score"] = baseline_score(out, self.baselines, self.scorer.metrics)
         return out
+
+
+def baseline_means(loader: Any, methods: Sequence[str], profile: str,
+                   metrics: Sequence[str] | None) -> dict[str, dict[str, float]]:
+    """Mean metrics of classical fusion methods (``medfuse fuse --method``) on validation batches.
+
+    Args:
+        loader: yields dicts with ``"a"`` and ``"b"`` ``(B, 1, H, W)`` in ``[-1, 1]``.
+        methods: registry names, e.g. ``("average", "max", "laplacian", "dwt", "guided-filter")``.
+        profile, metrics: as :class:`FusionQuality`'s.
+
+    Returns:
+        ``{method: {metric: mean}}``.
+    """
+    from medfuse.fusion import get_method
+    from medfuse.metrics import FusionMetrics, aggregate
+
+    scorer = FusionMetrics(profile=profile, metrics=metrics)
+    fusers = {m: get_method(m) for m in methods}
+    rows: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    for batch in loader:
+        a, b = prepare_fusion_batch(batch, "cpu")
+        a, b = (a + 1.0) / 2.0, (b + 1.0) / 2.0
+        for m, fuser in fusers.items():
+            rows[m].extend(scorer.score_batch(fuser(a, b), a, b, value_range=(0.0, 1.0)))
+    out = {}
+    for m, r in rows.items():
+        stats = aggregate(r)
+        out[m] = {k: float(stats[k]["mean"]) for k in scorer.metrics if k in stats}
+    return out

@@ -7,6 +7,7 @@
 ``split.json``                  the validation file names of this run
 ``metrics.csv``                 one row per epoch (:class:`~medfuse.engines.metrics_log.MetricsLog`)
 ``last_checkpoint_<e>.pt``      resume checkpoint (model, optimiser, trainer, RNG, scaler)
+``mid_checkpoint_<i>.pt``       resume checkpoint inside an epoch (iteration ``i``), while one runs
 ``best_checkpoint_<e>_*.pt``    the best model by the key validation metric
 ``<net>-<task>.safetensors``    the best model exported with :func:`medfuse.nets.save_weights`
 ``summary.json``                wall time, hardware, epochs, best validation metrics, files
@@ -14,21 +15,26 @@
 ==============================  ===============================================================
 
 Reproducibility: :func:`monai.utils.set_determinism` seeds everything before the network is built;
-the data order is a :class:`~torch.utils.data.DistributedSampler`'s (one process or many) of
-``(seed, epoch)``, and at the start of every epoch the augmentations (the transforms' random
-states, or the workers' seeds via the loader's generator) are reseeded from ``(seed, epoch, rank)``,
-so an epoch's data depends on nothing else; the global generators (used by losses or networks) are
-saved in every checkpoint. On a given machine a resumed run repeats the uninterrupted one
-bit for bit.
+the data order is a :class:`~medfuse.engines.sampling.ResumableSampler`'s (a
+``DistributedSampler``, one process or many) of ``(seed, epoch)``, and every item's augmentation
+is seeded from ``(seed, epoch, index)`` (:class:`~medfuse.engines.sampling.SeededItems`), so the
+data depend on nothing else (not on ``num_workers``); the global generators (used by losses or
+networks) and the epoch's running sums are saved in every checkpoint. A run resumed from an
+epoch-end or a mid-epoch checkpoint (``trainer#checkpoint_every_n_iterations``, a stop by
+``trainer#stop_after_iterations`` or SIGTERM) repeats the uninterrupted one bit for bit on a given
+machine and thread count.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,18 +43,49 @@ import torch
 
 from medfuse.errors import InputError, MedfuseError, OutputError
 
-__all__ = ["epoch_seed", "resolve_device", "run_training"]
+__all__ = ["epoch_seed", "resolve_device", "resolve_threads", "run_training", "terms_summary"]
 
 logger = logging.getLogger("medfuse.train")
 
 _RESERVED = {"_target_", "_requires_", "_disabled_", "_desc_", "_mode_"}
-_ARTEFACTS = ("last_checkpoint_*.pt", "best_checkpoint_*.pt", "metrics.csv", "summary.json", "config.json",
+_ARTEFACTS = ("last_checkpoint_*.pt", "mid_checkpoint_*.pt", "best_checkpoint_*.pt", "metrics.csv", "summary.json",
+              "config.json",
               "split.json", "model_card.md", "*.safetensors")
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     """The data seed of ``epoch`` (1-based) on process ``rank`` in a run seeded with ``seed``."""
     return (int(seed) * 1_000_003 + int(epoch) * 7_919 + int(rank) * 104_729) % (2**31 - 1)
+
+
+def resolve_threads(setting: Any) -> int | None:
+    """The torch thread count for ``trainer#threads``: ``None`` (leave torch's), an int, or ``"auto"``.
+
+    ``"auto"``: the cores not busy right now, ``cpu_count - round(1-minute load average)``, at
+    least 1 (on a shared machine, more threads than free cores make every thread wait).
+    """
+    if setting in (None, "", "default"):
+        return None
+    if setting == "auto":
+        cores = os.cpu_count() or 1
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        return max(1, min(cores, cores - round(load)))
+    return max(1, int(setting))
+
+
+def terms_summary(values: dict[str, float], weights: dict[str, float]) -> dict[str, Any]:
+    """The loss terms, their weighted values and shares of the total, and a one-line text.
+
+    Args:
+        values: unweighted term values (e.g. epoch means).
+        weights: each term's weight in the total (the loss's ``term_weights``).
+    """
+    weighted = {k: w * values[k] for k, w in weights.items() if k in values}
+    total = sum(weighted.values())
+    shares = {k: (v / total if total else float("nan")) for k, v in weighted.items()}
+    text = ", ".join(f"{k} {values[k]:.4g} (x {weights[k]:g} = {weighted[k]:.4g}, {shares[k]:.1%})"
+                     for k in weighted)
+    return {"values": {k: values[k] for k in weighted}, "weighted": weighted, "shares": shares, "text": text}
 
 
 def resolve_device(setting: str | None) -> torch.device:
@@ -171,16 +208,22 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
     from ignite.engine import Events
     from ignite.handlers import Checkpoint, DiskSaver, TerminateOnNan, global_step_from_engine
     from monai.data import DataLoader
-    from monai.data.utils import set_rnd
     from monai.handlers import ValidationHandler
     from monai.utils import set_determinism
     from monai.utils.enums import CommonKeys as Keys
-    from torch.utils.data import DistributedSampler
 
     from medfuse.engines.card import render_model_card
     from medfuse.engines.checkpoint import Record, resume_objects
     from medfuse.engines.metrics_log import MetricsLog
-    from medfuse.engines.trainer import FusionEvaluator, FusionQuality, FusionTrainer, amp_dtype
+    from medfuse.engines.sampling import ResumableSampler, SeededItems
+    from medfuse.engines.trainer import (
+        FusionEvaluator,
+        FusionQuality,
+        FusionTrainer,
+        amp_dtype,
+        background_sums,
+        baseline_means,
+    )
     from medfuse.nets import save_weights
     from medfuse.nets.pretrained import sha256
 
@@ -193,6 +236,11 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
     max_epochs = int(tcfg.get("max_epochs", 1))
     batch_size = int(tcfg.get("batch_size", 1))
     num_workers = int(tcfg.get("num_workers", 0))
+    threads = resolve_threads(tcfg.get("threads"))
+    if threads is not None:
+        torch.set_num_threads(threads)
+    every_iters = int(tcfg.get("checkpoint_every_n_iterations") or 0)
+    stop_after = int(tcfg.get("stop_after_iterations") or 0)
     world_size, rank = idist.get_world_size(), idist.get_rank()
     dev = resolve_device(device or _get(parser, "device", "auto"))
     if dev.type == "cuda":
@@ -239,8 +287,10 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
     # A DistributedSampler also for one process: its order is a pure function of (seed, epoch) (MONAI's
     # Workflow calls set_epoch), unlike RandomSampler, whose shared generator a resumed run would
     # advance differently (an uninterrupted run draws a last permutation when the old iterator ends).
-    sampler = DistributedSampler(train_ds, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-    train_loader = DataLoader(train_ds, batch_size=batch_size, shuffle=False, sampler=sampler,
+    # It skips the batches a mid-epoch resume has done; each item's augmentation is seeded by index.
+    train_items = SeededItems(train_ds, seed)
+    sampler = ResumableSampler(train_items, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    train_loader = DataLoader(train_items, batch_size=batch_size, shuffle=False, sampler=sampler,
                               num_workers=num_workers, generator=generator, drop_last=bool(tcfg.get("drop_last", False)),
                               pin_memory=dev.type == "cuda", persistent_workers=False)
     network = model
@@ -252,21 +302,36 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
                             optimizer=optimizer, loss_function=loss_fn, amp=amp,
                             non_blocking=dev.type == "cuda")
     trainer.logger.setLevel(logging.WARNING)
+    term_weights: dict[str, float] = dict(getattr(loss_fn, "term_weights", {}) or {})
+    # the epoch's running sums and the first iteration's terms travel in the trainer's checkpoint
+    trainer.state.epoch_sums, trainer.state.first_terms = {}, {}
+    trainer.state_dict_user_keys.extend(["epoch_sums", "first_terms"])
 
     @trainer.on(Events.EPOCH_STARTED)
     def _reseed_data(engine: Any) -> None:
         sampler.set_epoch(engine.state.epoch)  # MONAI's Workflow does it too; explicit is clearer
-        s = epoch_seed(seed, engine.state.epoch, rank)
-        generator.manual_seed(s)
-        if num_workers == 0:  # in workers, MONAI's worker_init_fn seeds the transforms from the generator
-            set_rnd(train_ds, s)
-        engine.state.loss_sum = torch.zeros((), device=dev)
-        engine.state.loss_n = 0
+        train_items.set_epoch(engine.state.epoch)
+        generator.manual_seed(epoch_seed(seed, engine.state.epoch, rank))
+        done = engine.state.iteration % engine.state.epoch_length if engine.state.epoch_length else 0
+        sampler.skip = done * batch_size  # a mid-epoch resume continues with the next batch
+        if done == 0:
+            engine.state.epoch_sums = {}
 
     @trainer.on(Events.ITERATION_COMPLETED)
     def _accumulate(engine: Any) -> None:
-        engine.state.loss_sum += engine.state.output[Keys.LOSS].detach()
-        engine.state.loss_n += 1
+        out, sums = engine.state.output, engine.state.epoch_sums
+        bg_sum, bg_n = background_sums(out[Keys.PRED], out["a"], out["b"])
+        new = {"n": 1.0, "loss": float(out[Keys.LOSS].detach()), "bg_sum": bg_sum, "bg_n": float(bg_n),
+               **out.get("terms", {})}
+        for k, v in new.items():
+            sums[k] = sums.get(k, 0.0) + v
+        if not engine.state.first_terms and rank == 0:
+            engine.state.first_terms = {"iteration": engine.state.iteration, **out.get("terms", {}),
+                                        "train_background": bg_sum / bg_n if bg_n else float("nan")}
+            if term_weights:
+                logger.info("loss terms at iteration %d: %s; background %.2f grey levels", engine.state.iteration,
+                            terms_summary(engine.state.first_terms, term_weights)["text"],
+                            engine.state.first_terms["train_background"])
 
     trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda o: o[Keys.LOSS]))
     show_progress = sys.stderr.isatty() if progress is None else progress
@@ -279,17 +344,26 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
     key_metric = str(vcfg.get("key_metric", "Qabf"))
     evaluator = best_ckpt = None
     columns: list[str] = []
+    baselines: dict[str, dict[str, float]] = {}
     if rank == 0 and val_ds is not None and len(val_ds) > 0:
         from medfuse.metrics import higher_is_better
 
-        quality = FusionQuality(profile=str(vcfg.get("profile", "vifb")), metrics=vcfg.get("metrics"))
-        columns = (["val_loss"] if vcfg.get("loss", True) else []) + list(quality.scorer.metrics)
-        if key_metric not in columns:
-            raise InputError(f"config: validation#key_metric {key_metric!r} is not among the computed "
-                             f"{', '.join(columns)}")
-        sign = -1.0 if key_metric == "val_loss" or not higher_is_better(key_metric) else 1.0
         val_loader = DataLoader(val_ds, batch_size=int(vcfg.get("batch_size", tcfg.get("val_batch_size", 4))),
                                 shuffle=False, num_workers=0)
+        profile = str(vcfg.get("profile", "vifb"))
+        base_names = list(vcfg.get("baselines") or [])
+        if base_names:  # the classical methods on the same pairs, once per run
+            baselines = baseline_means(val_loader, base_names, profile, vcfg.get("metrics"))
+        quality = FusionQuality(profile=profile, metrics=vcfg.get("metrics"), baselines=baselines)
+        columns = ((["val_loss"] if vcfg.get("loss", True) else []) + list(quality.scorer.metrics)
+                   + ["val_background"] + (["baseline_score"] if base_names else []))
+        if key_metric not in columns or key_metric == "val_background":
+            raise InputError(f"config: validation#key_metric {key_metric!r} is not among the computed "
+                             f"{', '.join(c for c in columns if c != 'val_background')}")
+        if key_metric == "baseline_score":
+            sign = 1.0
+        else:
+            sign = -1.0 if key_metric == "val_loss" or not higher_is_better(key_metric) else 1.0
         evaluator = FusionEvaluator(device=dev, val_data_loader=val_loader, network=model,
                                     loss_function=loss_fn if vcfg.get("loss", True) else None, amp=amp)
         evaluator.logger.setLevel(logging.WARNING)
@@ -307,7 +381,7 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
     to_save = resume_objects(trainer, model, optimizer, loss_fn, extra)
     last_ckpt = Checkpoint(to_save, DiskSaver(str(out), require_empty=False, atomic=True), filename_prefix="last",
                            n_saved=1, include_self=True, global_step_transform=lambda e, _: e.state.epoch)
-    start_epoch = 0
+    start_epoch = start_iteration = 0
     if resume_from is not None:
         from medfuse.engines.checkpoint import load_checkpoint
 
@@ -315,44 +389,110 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
         missing = [k for k in to_save if k not in ckpt]
         if missing:
             raise InputError(f"{resume_from}: not a resume checkpoint of this config (lacks {', '.join(missing)})")
+        for key in ("epoch_sums", "first_terms"):  # checkpoints written before these were kept
+            ckpt["trainer"].setdefault(key, {})
         Checkpoint.load_objects({**to_save, "checkpointer": last_ckpt}, ckpt)
-        start_epoch = int(trainer.state.epoch)
+        start_epoch, start_iteration = int(trainer.state.epoch), int(trainer.state.iteration)
         trainer.state.max_epochs = max_epochs
-        logger.info("resumed from %s at epoch %d", resume_from, start_epoch)
+        logger.info("resumed from %s at epoch %d, iteration %d", resume_from, start_epoch, start_iteration)
+    train_columns = ([f"train_{k}" for k in term_weights] + [f"train_share_{k}" for k in term_weights]
+                     + ["train_background"])
     mlog = None
     if rank == 0:
-        mlog = MetricsLog(out, [*columns, "val_time_s"] if columns else [],
+        mlog = MetricsLog(out, [*train_columns, *columns, *(["val_time_s"] if columns else [])],
                           resume_epoch=start_epoch if resume_from is not None else None,
                           tensorboard=tcfg.get("tensorboard", "auto"))
     epoch_times: list[float] = []
+    last_terms: dict[str, Any] = {}
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def _log_epoch(engine: Any) -> None:
-        loss_sum = engine.state.loss_sum
+        keys = sorted(engine.state.epoch_sums)
+        sums = dict(zip(keys, [float(engine.state.epoch_sums[k]) for k in keys]))
         if world_size > 1:
-            loss_sum = idist.all_reduce(loss_sum.clone())
-        n = engine.state.loss_n * world_size
+            reduced = idist.all_reduce(torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=dev))
+            sums = dict(zip(keys, torch.as_tensor(reduced).tolist()))
+        n = max(sums.get("n", 0.0), 1.0)
         dt = float(engine.state.times.get("EPOCH_COMPLETED") or 0.0)  # the epoch's iterations only
         epoch_times.append(dt)
         row: dict[str, Any] = {"epoch": engine.state.epoch, "iteration": engine.state.iteration,
-                               "train_loss": float(loss_sum) / max(n, 1),
-                               "lr": float(optimizer.param_groups[0]["lr"]), "epoch_time_s": round(dt, 3)}
+                               "train_loss": sums.get("loss", 0.0) / n,
+                               "lr": float(optimizer.param_groups[0]["lr"]), "epoch_time_s": round(dt, 3),
+                               "train_background": sums["bg_sum"] / sums["bg_n"] if sums.get("bg_n") else math.nan}
+        if term_weights:
+            terms = terms_summary({k: sums[k] / n for k in term_weights if k in sums}, term_weights)
+            row.update({f"train_{k}": v for k, v in terms["values"].items()})
+            row.update({f"train_share_{k}": v for k, v in terms["shares"].items()})
+            last_terms.clear()
+            last_terms.update({"epoch": engine.state.epoch, **terms["values"],
+                               "train_background": row["train_background"]})
         if evaluator is not None and evaluator.state.epoch == engine.state.epoch:
             row.update({k: float(evaluator.state.metrics[k]) for k in columns if k in evaluator.state.metrics})
             row["val_time_s"] = round(float(evaluator.state.times.get("COMPLETED") or 0.0), 3)
         if mlog is not None:
             mlog.log(row)
-            shown = ", ".join(f"{k} {row[k]:.4g}" for k in ["train_loss", *columns] if isinstance(row.get(k), float))
+            shown = ", ".join(f"{k} {row[k]:.4g}" for k in ["train_loss", "train_background", *columns]
+                              if isinstance(row.get(k), float))
             logger.info("epoch %d/%d: %s (%.1f s)", engine.state.epoch, max_epochs, shown, dt)
 
     trainer.add_event_handler(Events.EPOCH_COMPLETED(every=int(tcfg.get("checkpoint_every", 1))), last_ckpt)
     if max_epochs % int(tcfg.get("checkpoint_every", 1)):
         trainer.add_event_handler(Events.COMPLETED, last_ckpt)
 
+    # ---- mid-epoch checkpoints, and stops that leave one (stop_after_iterations, SIGTERM)
+    stop = {"requested": False}
+
+    def _write_mid(engine: Any) -> None:
+        if rank != 0:
+            return
+        state = {k: o.state_dict() for k, o in {**to_save, "checkpointer": last_ckpt}.items()}
+        path = out / f"mid_checkpoint_{engine.state.iteration}.pt"
+        tmp = out / f".{path.name}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # atomic: a kill leaves the previous file or this one, never half of one
+        for old in out.glob("mid_checkpoint_*.pt"):
+            if old != path:
+                old.unlink()
+
+    @trainer.on(Events.ITERATION_COMPLETED)
+    def _mid_epoch(engine: Any) -> None:
+        it, length = engine.state.iteration, engine.state.epoch_length or 0
+        if stop_after and it - start_iteration >= stop_after:
+            stop["requested"] = True
+        if length and it % length == 0:
+            return  # the epoch-end checkpoint follows (then _stop_at_epoch_end)
+        if stop["requested"] or (every_iters and it % every_iters == 0):
+            _write_mid(engine)
+        if stop["requested"]:
+            logger.info("stopped at iteration %d (epoch %d); resume with --resume", it, engine.state.epoch)
+            engine.terminate(skip_completed=True)
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def _stop_at_epoch_end(engine: Any) -> None:
+        if rank == 0:
+            for old in out.glob("mid_checkpoint_*.pt"):  # the epoch checkpoint is newer
+                old.unlink()
+        if stop["requested"] and engine.state.epoch < max_epochs:
+            logger.info("stopped after epoch %d; resume with --resume", engine.state.epoch)
+            engine.terminate(skip_completed=True)
+
+    def _on_sigterm(signum: int, frame: Any) -> None:
+        stop["requested"] = True  # acted on at the end of the current iteration
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     t_train = time.time()
-    if start_epoch < max_epochs:
-        trainer.run()
+    try:
+        if start_epoch < max_epochs:
+            trainer.run()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     train_wall = time.time() - t_train
+    if last_terms and rank == 0:
+        logger.info("loss terms, epoch %d means: %s; background %.2f grey levels", last_terms["epoch"],
+                    terms_summary(last_terms, term_weights)["text"], last_terms["train_background"])
     if mlog is not None:
         mlog.close()
     if rank != 0:
@@ -381,17 +521,22 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
         "epochs": int(trainer.state.epoch), "max_epochs": max_epochs, "iterations": iters,
         "completed": int(trainer.state.epoch) >= max_epochs,
         "resumed_from_epoch": start_epoch if resume_from is not None else None,
+        "resumed_from_iteration": start_iteration if resume_from is not None else None,
+        "stopped_early": bool(stop["requested"]) and int(trainer.state.iteration) < max_epochs * len(train_loader),
         "batch_size": batch_size, "world_size": world_size, "train_items": len(train_ds),
         "validation_items": len(val_ds) if val_ds is not None else 0,
         "amp": str(amp).replace("torch.", "") if amp is not None else None,
         "wall_time_s": round(time.time() - t_start, 2), "train_time_s": round(train_wall, 2),
         "mean_epoch_time_s": round(sum(epoch_times) / len(epoch_times), 3) if epoch_times else None,
-        "seconds_per_iteration": round(sum(epoch_times) / max(iters - start_epoch * len(train_loader), 1), 4)
+        "seconds_per_iteration": round(sum(epoch_times) / max(iters - start_iteration, 1), 4)
         if epoch_times else None,
         "run_dir": str(out), "hardware": _hardware(dev, world_size),
         "validation": {"profile": vcfg.get("profile", "vifb"), "key_metric": key_metric,
                        "metrics": columns, "best_epoch": best_epoch if best_path is not None else None,
-                       "best": best_metrics},
+                       "best": best_metrics, "baselines": baselines},
+        "loss_terms": {"weights": term_weights,
+                       "first_iteration": dict(trainer.state.first_terms or {}),
+                       "last_epoch": dict(last_terms)},
         "final_train_loss": float(mlog.rows[-1]["train_loss"]) if mlog is not None and mlog.rows else None,
         "files": {"weights": weights.name, "weights_sha256": sha256(weights),
                   "best_checkpoint": best_path.name if best_path is not None else None,

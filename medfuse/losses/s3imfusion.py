@@ -23,6 +23,14 @@ class S3IMFusionLoss(nn.Module):
       losses uses; the paper does not write it out);
     - ``L_smooth``: :class:`medfuse.losses.IntensityLoss` with ``distance="l2"`` (Eq. 7).
 
+    Normalisation (``reduction="paper"``, default): the two norms of Eqs. 6-7 per pixel, i.e. each
+    divided by its value on an all-ones image of the same size: ``||.||_1 / N`` (mean absolute
+    error) and ``||.||_2 / sqrt(N)`` (root mean squared error), per image, batch mean. Literal
+    sums over the 65536 pixels would make ``10 L_sim`` about 1e-5 of the gradient term's pull and
+    the paper's S3IM ablation (Table 3) impossible, so the norms must be per pixel; the ``L_2``
+    norm stays a norm (not its square), as Eq. 7 writes it. ``reduction="mean"`` is the older
+    variant with the mean *squared* error for ``L_smooth`` (the shipped weights up to 2026-12).
+
     All three are computed on the images mapped from ``value_range`` to ``[0, 1]`` (the 8-bit/255
     scale the paper's weights ``gamma = (10, 5, 1)`` were presumably set on); in ``[-1, 1]`` units
     ``L_grad`` would be 2x and ``L_smooth`` 4x larger and the balance would shift. ``L_sim`` does
@@ -36,6 +44,7 @@ class S3IMFusionLoss(nn.Module):
         kernel: S3IM SSIM window.
         stride: S3IM SSIM stride.
         seed: seed of the S3IM permutations (``None``: global RNG).
+        reduction: ``"paper"`` or ``"mean"`` (see above).
     """
 
     def __init__(
@@ -47,8 +56,12 @@ class S3IMFusionLoss(nn.Module):
         kernel: int = 4,
         stride: int = 4,
         seed: int | None = None,
+        reduction: str = "paper",
     ) -> None:
         super().__init__()
+        if reduction not in ("paper", "mean"):
+            raise ValueError(f"reduction must be 'paper' or 'mean', not {reduction!r}")
+        self.reduction = reduction
         if len(gamma) != 3:
             raise ValueError(f"gamma needs three weights, got {gamma}")
         if value_range[1] <= value_range[0]:
@@ -56,8 +69,17 @@ class S3IMFusionLoss(nn.Module):
         self.gamma = tuple(float(g) for g in gamma)
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.sim = S3IMLoss(repeats, patch, kernel, stride, value_range=(0.0, 1.0), seed=seed)
-        self.grad = MaxGradientLoss(distance="l1", sobel="abs")
-        self.smooth = IntensityLoss(distance="l2")
+        if reduction == "paper":
+            self.grad = MaxGradientLoss("l1", "abs", reduction="norm", reference_pixels=1)
+            self.smooth = IntensityLoss("l2", reduction="norm", reference_pixels=1)
+        else:
+            self.grad = MaxGradientLoss("l1", "abs", reduction="mean")
+            self.smooth = IntensityLoss("l2", reduction="mean")
+
+    @property
+    def term_weights(self) -> dict[str, float]:
+        """The weight of each term of :meth:`components` in the total."""
+        return dict(zip(("sim", "grad", "smooth"), self.gamma))
 
     def components(self, fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
         """The weighted total and its unweighted parts (for logging).

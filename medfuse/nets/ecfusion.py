@@ -333,6 +333,9 @@ class ECFusion(nn.Module):
         token_channels: HCEL token widths ``C_0..C_n`` (paper: 32, 8, 8, 8).
         num_heads: attention heads.
         mlp_ratio: token MLP width ratio.
+        out_activation: ``"tanh"`` (default; the shipped weights) or ``"clamp"`` (identity inside
+            ``[-1, 1]``, clipped outside: black, -1, is reached with a full gradient up to it;
+            see docs/nets.md).
 
     Inputs and output are ``(B, C, H, W)`` in ``[-1, 1]``; any ``H``, ``W`` (reflect-padded to a
     multiple of ``patch_size`` and cropped back).
@@ -341,8 +344,10 @@ class ECFusion(nn.Module):
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1, features: int = 16,
                  num_blocks: int = 8, taps: tuple[int, ...] = (2, 4, 8), reduction: int = 2,
                  patch_size: int = 16, token_channels: tuple[int, ...] = (32, 8, 8, 8), num_heads: int = 1,
-                 mlp_ratio: float = 2.0) -> None:
+                 mlp_ratio: float = 2.0, out_activation: str = "tanh") -> None:
         super().__init__()
+        if out_activation not in ("tanh", "clamp"):
+            raise ValueError(f"out_activation must be 'tanh' or 'clamp', not {out_activation!r}")
         if spatial_dims != 2:
             raise ValueError(f"ECFusion is a 2D network (spatial_dims=2), got spatial_dims={spatial_dims}")
         taps = tuple(taps)
@@ -357,7 +362,8 @@ class ECFusion(nn.Module):
         self.decoder = nn.Sequential(
             nn.Conv2d(levels, features, 3, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(features, features // 2, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(features // 2, out_channels, 3, padding=1), nn.Tanh(),
+            nn.Conv2d(features // 2, out_channels, 3, padding=1),
+            nn.Tanh() if out_activation == "tanh" else nn.Hardtanh(-1.0, 1.0),
         )
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -368,7 +374,7 @@ class ECFusion(nn.Module):
             b: ``(B, in_channels, H, W)`` in ``[-1, 1]`` (MRI).
 
         Returns:
-            ``(B, out_channels, H, W)`` in ``[-1, 1]`` (tanh).
+            ``(B, out_channels, H, W)`` in ``[-1, 1]`` (tanh or clamp).
         """
         a, size = pad_to_multiple(a, self.patch_size)
         b, _ = pad_to_multiple(b, self.patch_size)

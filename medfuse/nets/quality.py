@@ -19,6 +19,7 @@ __all__ = [
     "AUTO_MIN_WINS",
     "PAPER_METRICS",
     "auto_method",
+    "baseline_score",
     "beats_baselines",
     "compare",
     "quality_path",
@@ -108,6 +109,25 @@ def beats_baselines(model: Mapping[str, float], baselines: Mapping[str, Mapping[
         return False
     wins = compare(model, {}, baselines, metrics)["beats_all_baselines"]
     return len(wins) >= min_wins
+
+
+def baseline_score(model: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
+                   metrics: Sequence[str]) -> float:
+    """How a model stands against the classical baselines, as one number for choosing an epoch.
+
+    ``(metrics on which the model beats every baseline) + (share of the (metric, baseline) pairs
+    it beats)``: the integer part is the count :func:`beats_baselines` (``--method auto``) uses,
+    the fraction breaks ties by the near misses. Range ``[0, len(metrics) + 1]``.
+
+    Args:
+        model: ``{metric: mean}`` of the model.
+        baselines: ``{method: {metric: mean}}`` on the same images.
+        metrics: the metrics to compare (directions from :func:`medfuse.metrics.higher_is_better`).
+    """
+    beats_all = len(compare(model, {}, baselines, metrics)["beats_all_baselines"])
+    pairs = [(m, v[m]) for m in metrics if m in model for v in baselines.values() if m in v]
+    won = sum(_better(m, model[m], ref) for m, ref in pairs)
+    return beats_all + (won / len(pairs) if pairs else 0.0)
 
 
 def auto_method(task: str | None, quality: Mapping[str, Any] | None = None) -> str:

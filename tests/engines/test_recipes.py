@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from medfuse.engines.card import PAPER_METRICS
 from medfuse.engines.recipes import PAPER_RECIPES, load_config, parse_override
 from medfuse.errors import InputError
 
@@ -39,14 +40,19 @@ def test_config_is_the_generated_paper_recipe(path: Path) -> None:
     assert p["network_def"]["_target_"].startswith(f"medfuse.nets.{net}.")
     if net == "ecfusion":
         assert p["loss"] == {"_target_": "medfuse.losses.ECFusionLoss", "lam": paper["lam"], "backbone": "vgg19",
-                             "vgg_weights": None}
+                             "vgg_weights": None, "reduction": "mean"}  # see docs/training.md
+        assert p["network_def"]["out_activation"] == "clamp"
         assert (p["patch_size"], p["patch_stride"]) == (paper["patch_size"], paper["stride"])
         aug = {t["_target_"].rsplit(".", 1)[-1]: t for t in p["train_transforms"]["transforms"]}
         assert aug["RandSquareMaskd"]["prob"] == paper["mask_prob"]
         assert aug["RandSquareMaskd"]["size"] == paper["mask_size"]
         assert aug["Resized"]["mode"] == paper["upsampling"]
     else:
-        assert p["loss"] == {"_target_": "medfuse.losses.S3IMFusionLoss", "gamma": list(paper["gamma"])}
+        assert p["loss"] == {"_target_": "medfuse.losses.S3IMFusionLoss", "gamma": list(paper["gamma"]),
+                             "reduction": "paper"}
+    # the best epoch: the paper's six metrics against the classical baselines on the validation pairs
+    assert p["validation"]["profile"] == "paper" and p["validation"]["key_metric"] == "baseline_score"
+    assert p["validation"]["metrics"] == list(PAPER_METRICS["ecfusion"]) and len(p["validation"]["baselines"]) == 5
     # the split file and data root resolve to real files
     assert Path(p.get_parsed_content("split_file")).is_file()
     assert Path(p.get_parsed_content("data_root")).is_dir()

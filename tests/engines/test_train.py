@@ -71,7 +71,9 @@ def test_loss_falls_and_run_folder_is_complete(runs: dict) -> None:
     assert s == runs["summary_a"]
     assert s["network"] == runs["net"] and s["epochs"] == 2 and s["completed"] is True
     assert s["train_items"] == (9 if runs["net"] == "ecfusion" else 4)
-    assert s["validation"]["key_metric"] == "Qabf" and set(s["validation"]["best"]) >= {"Qabf", "SSIM"}
+    assert s["validation"]["key_metric"] == "baseline_score"
+    assert set(s["validation"]["best"]) >= {"Qabf", "SSIM", "baseline_score", "val_background"}
+    assert set(s["validation"]["baselines"]) == {"average", "max", "laplacian", "dwt", "guided-filter"}
     assert s["hardware"]["device"] == "cpu" and s["wall_time_s"] > 0
     split = json.loads((runs["A"] / "split.json").read_text())
     assert split["validation"] == ["20007"]  # the first of the committed CT-MRI split

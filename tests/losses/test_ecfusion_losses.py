@@ -62,7 +62,8 @@ def test_lambda_zero_needs_no_vgg(pair, no_vgg: Path) -> None:
     a, b = pair
     loss = ECFusionLoss(lam=0)
     assert loss.perceptual is None
-    assert torch.equal(loss(a, a, b), MaxGradientLoss()(a, a, b))
+    assert torch.equal(ECFusionLoss(lam=0, reduction="mean")(a, a, b), MaxGradientLoss()(a, a, b))
+    assert torch.equal(loss(a, a, b), MaxGradientLoss(reduction="norm", reference_pixels=256 * 256)(a, a, b))
 
 
 def test_missing_vgg19_names_both_ways(no_vgg: Path) -> None:

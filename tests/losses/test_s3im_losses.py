@@ -164,7 +164,11 @@ def test_composite_weights_and_unit_scale(ct_mri):
     torch.testing.assert_close(c["total"], 10 * c["sim"] + 5 * c["grad"] + c["smooth"])
     u = [(t + 1) / 2 for t in (f, ct, mri)]
     torch.testing.assert_close(c["grad"], MaxGradientLoss("l1", "abs")(*u))
-    torch.testing.assert_close(c["smooth"], IntensityLoss("l2")(*u))
+    # Eq. 7's L2 norm per pixel: the root mean squared error of each source, per image
+    rmse = sum(((u[0] - s) ** 2).flatten(1).mean(1).sqrt().mean() for s in u[1:])
+    torch.testing.assert_close(c["smooth"], rmse)
+    old = S3IMFusionLoss(seed=2, reduction="mean").components(f, ct, mri)
+    torch.testing.assert_close(old["smooth"], IntensityLoss("l2")(*u))
     torch.testing.assert_close(c["sim"], S3IMLoss(seed=2, value_range=(0, 1))(*u))
     assert S3IMFusionLoss(seed=2)(f, ct, mri).item() == pytest.approx(c["total"].item(), rel=1e-6)
 

@@ -36,6 +36,8 @@ __all__ = [
     "summary_markdown",
     "summary_text",
     "OUTPUT_FILES",
+    "check_results_dir",
+    "write_results",
 ]
 
 #: 2D image file suffixes read with Pillow.
@@ -58,6 +60,11 @@ class EvaluationResult:
         summary: ``{method: {metric: {"mean", "median", "std", "min", "max", "n"}}}``.
         files: the written output files.
         notes: remarks (skipped blank slices, rescaled volumes).
+        volume: volume mode (:func:`medfuse.metrics.volume.evaluate_volumes`): per method the
+            whole-volume metrics, ``{method: {"ISE": value}}``; empty for 2D images.
+        interslice: volume mode: per method ``{"positions_mm": [...], "per_gap": [...]}``, the
+            inter-slice excess of each neighbouring-slice gap (plotted as ``interslice.png``).
+        sources: volume mode: per method, what it was scored against (paths, windows, transform).
     """
 
     profile: str
@@ -67,6 +74,14 @@ class EvaluationResult:
     summary: dict[str, dict[str, dict[str, float]]]
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    volume: dict[str, dict[str, float]] = field(default_factory=dict)
+    interslice: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    sources: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def volume_metrics(self) -> tuple[str, ...]:
+        """Names of the whole-volume metrics (``("ISE",)`` in volume mode, else empty)."""
+        return tuple(dict.fromkeys(k for v in self.volume.values() for k in v))
 
 
 def _key(p: Path) -> str | None:
@@ -248,7 +263,22 @@ def summary_markdown(result: EvaluationResult) -> str:
             cells.append(f"**{c}**" if m in best else c)
         arrow = "↑" if higher_is_better(metric) else "↓"
         lines.append(f"| {metric} {arrow} | " + " | ".join(cells) + " |")
+    for metric, cells in _volume_cells(result):
+        lines.append(f"| {metric} ↓ (volume) | " + " | ".join(
+            f"**{c}**" if b else c for c, b in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _volume_cells(result: EvaluationResult) -> list[tuple[str, list[tuple[str, bool]]]]:
+    """``(metric, [(cell text, is best)] per method)`` for the whole-volume metrics."""
+    out = []
+    for metric in result.volume_metrics:
+        vals = {m: result.volume.get(m, {}).get(metric, math.nan) for m in result.methods}
+        finite = [v for v in vals.values() if math.isfinite(v)]
+        best = min(finite) if len(finite) > 1 else None
+        out.append((metric, [(_fmt(vals[m]), best is not None and vals[m] == best)
+                             for m in result.methods]))
+    return out
 
 
 def summary_text(result: EvaluationResult, style: Callable[[str], str] | None = None) -> str:
@@ -263,6 +293,9 @@ def summary_text(result: EvaluationResult, style: Callable[[str], str] | None = 
                     + [f"{_fmt(result.summary[m][metric]['mean'])} ± {_fmt(result.summary[m][metric]['std'])}"
                        for m in methods])
         bold.append([False] + [m in best for m in methods])
+    for metric, cells in _volume_cells(result):
+        rows.append([f"{metric} ↓ (volume)"] + [c for c, _ in cells])
+        bold.append([False] + [b for _, b in cells])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for r, b in zip(rows, bold):
@@ -295,6 +328,26 @@ def _boxplot(path: Path, metric: str, result: EvaluationResult) -> None:
     fig.savefig(path, format="png")
 
 
+def _interslice_plot(path: Path, result: EvaluationResult) -> None:
+    """Inter-slice excess of each neighbouring-slice gap against its position, one line per method."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.0, 3.6), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for m, prof in result.interslice.items():
+        ise = result.volume.get(m, {}).get("ISE", math.nan)
+        ax.plot(prof["positions_mm"], prof["per_gap"], lw=1.2, label=f"{m} (ISE {_fmt(ise)})")
+    ax.set_xlabel("slice gap position along the slice normal (mm)")
+    ax.set_ylabel("excess / source change")
+    ax.set_title("inter-slice excess per slice gap (lower is better; 0 = no flicker)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
 def _json_safe(x: object) -> object:
     """NaN/inf -> None, recursively, so the JSON stays standard."""
     if isinstance(x, dict):
@@ -321,10 +374,15 @@ def _write_outputs(tmp: Path, result: EvaluationResult, plots: bool) -> list[str
                 s = result.summary[m][metric]
                 w.writerow([m, metric, higher_is_better(metric),
                             *(repr(float(s[k])) for k in ("mean", "median", "std", "min", "max")), s["n"]])
+            for metric, v in result.volume.get(m, {}).items():  # one value per volume
+                w.writerow([m, metric, False, *([repr(float(v))] * 2), repr(0.0),
+                            *([repr(float(v))] * 2), 1])
     (tmp / "summary.md").write_text(summary_markdown(result), encoding="utf-8")
     record = {"profile": result.profile, "metrics": list(result.metrics), "methods": list(result.methods),
               "images": len({r["image"] for r in result.rows}), "summary": result.summary,
               "notes": result.notes}
+    if result.volume:
+        record.update(volume=result.volume, interslice=result.interslice, sources=result.sources)
     (tmp / "evaluate.json").write_text(json.dumps(_json_safe(record), indent=2), encoding="utf-8")
     names += list(OUTPUT_FILES)
     if plots:
@@ -332,6 +390,9 @@ def _write_outputs(tmp: Path, result: EvaluationResult, plots: bool) -> list[str
             fname = f"boxplot_{metric}.png"
             _boxplot(tmp / fname, metric, result)
             names.append(fname)
+        if result.interslice:
+            _interslice_plot(tmp / "interslice.png", result)
+            names.append("interslice.png")
     return names
 
 
@@ -376,16 +437,7 @@ def evaluate_folders(
     if bad:
         raise ValueError(f"invalid method name(s): {', '.join(map(repr, bad))}")
     fm = FusionMetrics(profile=profile, metrics=metrics)
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"{out}: exists and is not a folder")
-        if out.is_dir() and not overwrite:
-            clash = [p.name for p in out.iterdir() if p.name in OUTPUT_FILES or
-                     (p.name.startswith("boxplot_") and p.suffix == ".png")]
-            if clash:
-                raise OutputError(f"{out}: already holds results ({', '.join(sorted(clash)[:4])}); "
-                                  "use --overwrite or another folder")
+    out = check_results_dir(out_dir, overwrite)
     matched = match_folders({"a": a, "b": b, **fused})
     rows: list[dict[str, object]] = []
     notes: list[str] = []
@@ -405,18 +457,47 @@ def evaluate_folders(
         summary[method] = {m: agg[m] for m in fm.metrics}
     result = EvaluationResult(profile, fm.metrics, tuple(fused), rows, summary, notes=notes)
     if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".evaluate-", dir=out))
-        except OSError as exc:
-            raise OutputError(f"{out}: cannot create output folder ({exc.strerror})") from None
-        try:
-            names = _write_outputs(tmp, result, plots)
-            for n in names:
-                os.replace(tmp / n, out / n)
-            result.files = [out / n for n in names]
-        except OSError as exc:
-            raise OutputError(f"{out}: cannot write results ({exc.strerror or exc})") from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_results(out, result, plots)
     return result
+
+
+def check_results_dir(out_dir: str | os.PathLike | None, overwrite: bool) -> Path | None:
+    """The output folder, checked before any work: not a file, and no results unless overwrite.
+
+    Raises:
+        OutputError: ``out_dir`` is a file, or holds results and not ``overwrite``.
+    """
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    if out.is_dir() and not overwrite:
+        clash = [p.name for p in out.iterdir() if p.name in OUTPUT_FILES + ("interslice.png",) or
+                 (p.name.startswith("boxplot_") and p.suffix == ".png")]
+        if clash:
+            raise OutputError(f"{out}: already holds results ({', '.join(sorted(clash)[:4])}); "
+                              "use --overwrite or another folder")
+    return out
+
+
+def write_results(out: Path, result: EvaluationResult, plots: bool = True) -> None:
+    """Write the tables, JSON and plots of ``result`` into ``out`` atomically (sets ``files``).
+
+    Raises:
+        OutputError: the folder cannot be created or written.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".evaluate-", dir=out))
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    try:
+        names = _write_outputs(tmp, result, plots)
+        for n in names:
+            os.replace(tmp / n, out / n)
+        result.files = [out / n for n in names]
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write results ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

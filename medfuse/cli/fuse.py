@@ -111,6 +111,9 @@ __all__ = ["command"]
 @click.option("--series-b", default=None, metavar="UID", help="SeriesInstanceUID to pick in B.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output folder.")
 @click.option(
+    "--no-review", is_flag=True, help="Skip review.png (A | B | fused | alignment, a row per slice)."
+)
+@click.option(
     "--send",
     "send_pacs",
     default=None,
@@ -148,6 +151,7 @@ def command(
     series_a,
     series_b,
     overwrite,
+    no_review,
     send_pacs,
     send_dicomweb,
     called_aet,
@@ -217,6 +221,7 @@ def command(
         quiet=quiet,
         series_a=series_a,
         series_b=series_b,
+        review=not no_review,
     )
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))
     fuse_pair(a, b, out_dir, opts, log=log)

@@ -69,6 +69,7 @@ class FuseOptions:
         overwrite: replace an existing non-empty output folder.
         progress: show progress bars.
         series_a, series_b: SeriesInstanceUID to pick from folders holding several series.
+        review: write review.png (with the png format): A | B | fused | alignment check.
     """
 
     method: str = "auto"
@@ -89,6 +90,7 @@ class FuseOptions:
     progress: bool = True
     series_a: str | None = None
     series_b: str | None = None
+    review: bool = True
 
 
 @dataclass
@@ -590,6 +592,16 @@ def fuse_volumes(
         write_transform(reg.matrix, tmp / "transform.tfm")
         files.append("transform.tfm")
         bar.update(1)
+        from medfuse.io.review import write_fuse_review
+        from medfuse.metrics.consistency import fused_slices_ise
+
+        ise = fused_slices_ise(slices_u8, src[0], src[1])  # inter-slice excess, docs/metrics.md
+        if opt.review and "png" in formats:
+            write_fuse_review(tmp / "review.png", sl, slices_u8, geo_meta["slice_affine"],
+                              vols=vols, paths=paths, windows=wins, functional=functional,
+                              palette=opt.palette, method=method_name, task=task,
+                              registration={"kind": reg.kind, "why": why, "mi": mi_report})
+            files.append("review.png")
         st.timed("write", t0)
         st.times["total"] = round(time.perf_counter() - t_all, 4)
         run = {
@@ -615,6 +627,7 @@ def fuse_volumes(
                 "field_of_view_overlap": round(overlap, 4),
             },
             "windows": {"a": wins[0], "b": wins[1]},
+            "interslice_excess": ise,
             "formats": list(formats),
             "outputs": files + ["run.json"],
             "output_sha256": output_hashes(tmp),

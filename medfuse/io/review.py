@@ -33,6 +33,9 @@ __all__ = [
     "volume_review",
     "pairs_review",
     "save_review",
+    "read_layout",
+    "write_fuse_review",
+    "write_pairs_review",
 ]
 
 #: the four columns of every row.
@@ -312,8 +315,94 @@ def volume_review(
         out_rows.append(ReviewRow(f"{letter} {mm:.1f} mm", sub, panels,
                                   {"slice": k, "position_mm": [letter, round(mm, 3)]},
                                   accent=k == best))
-    cols = column_titles or ("A", "B", "fused", "A edges on B")
+    cols = column_titles or ("A", "B", "fused", "A edges (green) on B")
     return render_review(out_rows, title, subtitle, cols)
+
+
+def write_pairs_review(
+    path: str | os.PathLike,
+    names: Sequence[str],
+    a: Sequence[np.ndarray],
+    b: Sequence[np.ndarray],
+    fused: Sequence[np.ndarray],
+    method: str,
+    task: str | None,
+) -> Path:
+    """Write ``review.png`` of a 2D-folder run (``medfuse fuse A/ B/``): see :func:`pairs_review`."""
+    img = pairs_review(
+        names, a, b, fused,
+        title=f"medfuse fuse (2D pairs)  |  method {method}  |  task {task or 'none'}",
+        subtitle=[f"{len(names)} pairs; rows: a sample of {min(4, len(names))}, by file name"],
+        column_titles=("A", "B", f"fused: {method}", "A edges (green) on B"),
+    )
+    return save_review(img, path)
+
+
+def _window_text(win: dict[str, Any]) -> str:
+    if not win:
+        return ""
+    return f", window {win.get('preset', '')} {float(win['lower']):.4g}..{float(win['upper']):.4g}"
+
+
+def write_fuse_review(
+    path: str | os.PathLike,
+    slices: Sequence[Any],
+    fused: Any,
+    slice_affine: np.ndarray,
+    *,
+    vols: Sequence[Any],
+    paths: Sequence[str],
+    windows: Sequence[dict[str, Any]],
+    functional: Sequence[bool],
+    palette: str,
+    method: str,
+    task: str | None,
+    registration: dict[str, Any],
+) -> Path:
+    """Write ``review.png`` of a ``medfuse fuse`` run (the header from the run's facts).
+
+    Args:
+        path: the PNG to write.
+        slices: ``[a, b]`` (N, C, H, W) windowed slices on the reference grid, [0, 1].
+        fused: (N, C, H, W) uint8 fused slices as written.
+        slice_affine: (4, 4) (h, w, n) -> RAS mm.
+        vols: ``[a, b]`` the loaded inputs (for modality and series description).
+        paths: ``[a, b]`` input paths (only their last component is shown).
+        windows: ``[a, b]`` ``{"preset", "lower", "upper"}``.
+        functional: ``[a, b]`` colourised flags.
+        palette: palette of the functional input.
+        method: method name.
+        task: task name or None.
+        registration: ``{"kind", "why", "mi"}`` (mi: ``{"before", "after"}`` nats or None).
+
+    Returns:
+        the written path. No patient name or ID is drawn.
+    """
+    def who(n: int) -> str:
+        v = vols[n]
+        mod = str(v.meta.get("modality") or "?")
+        desc = str(v.meta.get("series_description") or Path(str(paths[n]).rstrip("/")).name)
+        colour = f", {palette} palette" if functional[n] else ""
+        return f"{'AB'[n]}: {mod} ({desc}){_window_text(windows[n])}{colour}"
+
+    reg = f"registration {registration.get('kind')}"
+    if registration.get("why"):
+        reg += f" ({registration['why']})"
+    mi = registration.get("mi")
+    if mi:
+        reg += f", mutual information {mi['before']:.2f} -> {mi['after']:.2f} nats"
+    n = int(np.shape(fused)[0])
+    aff = np.asarray(slice_affine, dtype=np.float64)
+    sp = " x ".join(f"{float(np.linalg.norm(aff[:3, i])):.3g}" for i in range(3))
+    img = volume_review(
+        slices[0], slices[1], fused, aff, functional=functional, palette=palette,
+        title=f"medfuse fuse  |  method {method}  |  task {task or 'none'}",
+        subtitle=[f"{who(0)}   |   {who(1)}", f"{reg}  |  {n} slices, {sp} mm"],
+        column_titles=(f"A: {vols[0].meta.get('modality') or 'A'}",
+                       f"B: {vols[1].meta.get('modality') or 'B'}", f"fused: {method}",
+                       "A edges (green) on B"),
+    )
+    return save_review(img, path)
 
 
 def pairs_review(
@@ -352,5 +441,24 @@ def pairs_review(
         panels.append(edge_overlay(*(_fit(_rgb(x), size)[..., 0] / 255.0 for x in (la, lb))))
         out_rows.append(ReviewRow(names[i], [f"pair {i + 1} of {len(names)}"], panels,
                                   {"pair": int(i), "name": names[i]}))
-    cols = column_titles or ("A", "B", "fused", "A edges on B")
+    cols = column_titles or ("A", "B", "fused", "A edges (green) on B")
     return render_review(out_rows, title, subtitle, cols)
+
+
+def write_pairs_review(
+    path: str | os.PathLike,
+    names: Sequence[str],
+    a: Sequence[np.ndarray],
+    b: Sequence[np.ndarray],
+    fused: Sequence[np.ndarray],
+    method: str,
+    task: str | None,
+) -> Path:
+    """Write ``review.png`` of a 2D-folder run (``medfuse fuse A/ B/``): see :func:`pairs_review`."""
+    img = pairs_review(
+        names, a, b, fused,
+        title=f"medfuse fuse (2D pairs)  |  method {method}  |  task {task or 'none'}",
+        subtitle=[f"{len(names)} pairs; rows: a sample of {min(4, len(names))}, by file name"],
+        column_titles=("A", "B", f"fused: {method}", "A edges (green) on B"),
+    )
+    return save_review(img, path)

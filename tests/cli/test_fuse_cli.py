@@ -57,6 +57,7 @@ def test_demo_runs_from_the_package(tmp_path: Path):
         "dicom",
         "fused.nii.gz",
         "preview.png",
+        "review.png",
         "run.json",
         "transform.tfm",
     ]
@@ -124,6 +125,7 @@ def test_stroke_flair_colourised_over_t1(tmp_path: Path, stroke_dir: Path):
         "dicom",
         "fused.nii.gz",
         "preview.png",
+        "review.png",
         "run.json",
         "transform.tfm",
     ]

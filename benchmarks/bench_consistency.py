@@ -62,8 +62,23 @@ def fuse(pair: str, method: str, work: Path) -> Path:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-m", "medfuse", "fuse", str(a), str(b), "-o", str(out),
-           "--method", method, "--format", "nifti", "-q", "--overwrite", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "medfuse",
+        "fuse",
+        str(a),
+        str(b),
+        "-o",
+        str(out),
+        "--method",
+        method,
+        "--format",
+        "nifti",
+        "-q",
+        "--overwrite",
+        *extra,
+    ]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode:
@@ -77,18 +92,46 @@ def score(folder: Path) -> dict:
     from medfuse.metrics.volume import evaluate_fuse_output
 
     res = evaluate_fuse_output(folder, profile="paper", metrics=METRICS)
-    return {"consistency": res.consistency, "n_slices": res.n_scored,
-            **{m: res.summary[m]["mean"] for m in METRICS}}
+    return {
+        "consistency": res.consistency,
+        "n_slices": res.n_scored,
+        **{m: res.summary[m]["mean"] for m in METRICS},
+    }
+
+
+def calibration(folder: Path, amplitudes: tuple[float, ...] = (0.02, 0.05)) -> dict[str, float]:
+    """ISE of the ``average`` fusion with injected flicker: each slice's grey levels times
+    ``1 + amp * N(0, 1)`` (seed 0), i.e. a slice-wise gain jitter of ``amp`` (std)."""
+    import numpy as np
+
+    from medfuse.fusion.sources import load_fuse_output
+    from medfuse.metrics.consistency import interslice_excess
+
+    out = load_fuse_output(folder)
+    a, b = (x.numpy() * 255.0 for x in out.sources.luma)
+    jitter = np.random.default_rng(0).standard_normal(out.fused.shape[0])[:, None, None, None]
+    res = {}
+    for amp in amplitudes:
+        flick = np.clip(np.rint(out.fused.astype(np.float32) * (1 + amp * jitter)), 0, 255)
+        res[f"average + {amp:.0%} slice gain jitter"] = interslice_excess(flick, a, b)
+    return res
 
 
 def table(pair: str, rows: dict[str, dict]) -> str:
     """One Markdown table: a row per method."""
     head = "| method | consistency ↓ | " + " | ".join(f"{m} ↑" for m in METRICS) + " |"
-    lines = [f"**{pair}** (slices scored: {next(iter(rows.values()))['n_slices']})", "", head,
-             "|---|---:|" + "---:|" * len(METRICS)]
+    lines = [
+        f"**{pair}** (slices scored: {next(iter(rows.values()))['n_slices']})",
+        "",
+        head,
+        "|---|---:|" + "---:|" * len(METRICS),
+    ]
     for m, r in rows.items():
-        lines.append(f"| {m} | {r['consistency']:.3f} | "
-                     + " | ".join(f"{r[k]:.4f}" for k in METRICS) + " |")
+        lines.append(
+            f"| {m} | {r['consistency']:.4f} | "
+            + " | ".join(f"{r[k]:.4f}" if k in r else "" for k in METRICS)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -105,7 +148,12 @@ def main() -> None:
             fuse(pair, m, args.work)
     if args.fuse_only:
         return
-    results = {p: {m: score(args.work / p / m) for m in methods} for p in pairs}
+    results = {}
+    for p in pairs:
+        results[p] = {m: score(args.work / p / m) for m in methods}
+        if "average" in methods:  # the scale: the same volume with known slice-wise flicker
+            for name, v in calibration(args.work / p / "average").items():
+                results[p][name] = {"consistency": v, "n_slices": results[p]["average"]["n_slices"]}
     (args.work / "results.json").write_text(json.dumps(results, indent=2))
     for p in pairs:
         print(table(p, results[p]) + "\n")

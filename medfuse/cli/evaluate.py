@@ -28,8 +28,8 @@ def _parse_fused(values: tuple[str, ...], hint: str = "--fused") -> dict[str, st
 
 @click.command("evaluate")
 @click.option("--a", "a_dir", default=None, type=click.Path(path_type=str),
-              help="Folder of source A images (CT, or PET/SPECT: RGB is scored on its BT.601 luma); "
-              "with --volume: source A volume (default: the one in run.json).")
+              help="Folder of source A images (CT, or PET/SPECT: RGB is scored on its BT.601 "
+              "luma); with --volume: source A volume (default: the one in run.json).")
 @click.option("--b", "b_dir", default=None, type=click.Path(path_type=str),
               help="Folder of source B images (MRI); with --volume: source B volume.")
 @click.option("--fused", "fused", multiple=True, metavar="NAME=DIR",

@@ -129,8 +129,10 @@ def _fused_path(path: Path) -> tuple[Path, Path | None]:
     if path.is_dir():
         nii = path / "fused.nii.gz"
         if not nii.is_file():
-            raise InputError(f"{path}: no fused.nii.gz (not a medfuse fuse output with --format "
-                             "nifti; 2D-folder outputs are scored with --fused)")
+            raise InputError(
+                f"{path}: no fused.nii.gz (not a medfuse fuse output with --format "
+                "nifti; 2D-folder outputs are scored with --fused)"
+            )
         run = path / "run.json"
         return nii, run if run.is_file() else None
     if not path.is_file():
@@ -139,20 +141,22 @@ def _fused_path(path: Path) -> tuple[Path, Path | None]:
     return path, run if run.is_file() else None
 
 
-def _source(run: dict[str, Any], n: int, given: str | os.PathLike | None, run_path: Path | None) -> str:
+def _source(
+    run: dict[str, Any], n: int, given: str | os.PathLike | None, run_path: Path | None
+) -> str:
     if given is not None:
         if not Path(given).exists():
             raise InputError(f"{given}: no such file or folder")
         return str(given)
     if not run:
-        raise InputError(f"{run_path}: no run.json beside the fused volume; give the sources "
-                         "with --a and --b")
+        raise InputError(
+            f"{run_path}: no run.json beside the fused volume; give the sources with --a and --b"
+        )
     recorded = run.get("inputs", [{}, {}])[n].get("path")
     for cand in (Path(recorded), run_path.parent.parent / recorded) if recorded else ():
         if cand.exists():
             return str(cand)
-    raise InputError(f"{run_path}: source {'ab'[n]} {recorded} not found; give it with "
-                     f"--{'ab'[n]}")
+    raise InputError(f"{run_path}: source {'ab'[n]} {recorded} not found; give it with --{'ab'[n]}")
 
 
 def load_fuse_output(
@@ -200,34 +204,55 @@ def load_fuse_output(
         axis = run.get("axis", "axial")
         matrix = None
         if run.get("registration", {}).get("kind", "none") != "none":
-            tfm = (run_file.parent / "transform.tfm")
+            tfm = run_file.parent / "transform.tfm"
             matrix = read_transform(tfm).matrix
         specs = (opts.get("window_a"), opts.get("window_b"))
     else:
         mods = [str(v.meta.get("modality") or "").upper() for v in vols]
         functional = tuple(m in FUNCTIONAL_MODALITIES for m in mods)
-        ri, palette, axis, matrix, specs = (0 if functional[1] else 1), "PET", "axial", None, (None, None)
-        notes.append(f"{nii}: no run.json; sources windowed with the modality presets, "
-                     "not registered")
+        ri, palette, axis, matrix, specs = (
+            (0 if functional[1] else 1),
+            "PET",
+            "axial",
+            None,
+            (None, None),
+        )
+        notes.append(
+            f"{nii}: no run.json; sources windowed with the modality presets, not registered"
+        )
     ref_aff = vols[ri].affine.numpy()
     if tuple(fused_vol.shape[1:]) != tuple(vols[ri].shape[1:]) or not np.allclose(
         fused_vol.affine.numpy(), ref_aff, atol=1e-3
     ):
-        raise GeometryError(f"{nii}: voxel grid {tuple(fused_vol.shape[1:])} is not that of its "
-                            f"reference input {paths[ri]} {tuple(vols[ri].shape[1:])}")
-    src = slices_on_grid(vols, [parse_window(s) for s in specs], functional, ri, matrix, axis,
-                         palette)
+        raise GeometryError(
+            f"{nii}: voxel grid {tuple(fused_vol.shape[1:])} is not that of its "
+            f"reference input {paths[ri]} {tuple(vols[ri].shape[1:])}"
+        )
+    src = slices_on_grid(
+        vols, [parse_window(s) for s in specs], functional, ri, matrix, axis, palette
+    )
     for n, ab in enumerate("ab"):
         rec = run.get("windows", {}).get(ab) or {}
         got = src.windows[n]
-        if rec and any(abs(float(rec[k]) - float(got.get(k, np.nan))) > 1e-3 * max(
-                1.0, abs(float(rec[k]))) for k in ("lower", "upper")):
-            notes.append(f"{paths[n]}: window {got.get('lower'):g}..{got.get('upper'):g} differs "
-                         f"from the recorded {rec['lower']:g}..{rec['upper']:g}")
+        if rec and any(
+            abs(float(rec[k]) - float(got.get(k, np.nan))) > 1e-3 * max(1.0, abs(float(rec[k])))
+            for k in ("lower", "upper")
+        ):
+            notes.append(
+                f"{paths[n]}: window {got.get('lower'):g}..{got.get('upper'):g} differs "
+                f"from the recorded {rec['lower']:g}..{rec['upper']:g}"
+            )
     from medfuse.transforms import ExtractSlices
 
     cut = ExtractSlices(axis)(fused_vol)
     fused = cut.as_tensor().round().clamp(0, 255).to(torch.uint8).numpy()
-    return FusedOutput(fused=fused, sources=src, slice_affine=np.asarray(cut.meta["slice_affine"]),
-                       run=run, source_paths=paths, functional=functional, palette=str(palette),
-                       notes=notes)
+    return FusedOutput(
+        fused=fused,
+        sources=src,
+        slice_affine=np.asarray(cut.meta["slice_affine"]),
+        run=run,
+        source_paths=paths,
+        functional=functional,
+        palette=str(palette),
+        notes=notes,
+    )

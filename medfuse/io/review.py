@@ -42,7 +42,13 @@ __all__ = [
 COLUMNS = ("A", "B", "fused", "check")
 #: panel box size (px): each slice is scaled to fit it, keeping its physical aspect ratio.
 PANEL = 340
-_BG, _FG, _DIM, _ACCENT, _EDGE = (18, 18, 20), (236, 236, 236), (150, 150, 156), (255, 196, 0), (0, 255, 90)
+_BG, _FG, _DIM, _ACCENT, _EDGE = (
+    (18, 18, 20),
+    (236, 236, 236),
+    (150, 150, 156),
+    (255, 196, 0),
+    (0, 255, 90),
+)
 _MARGIN, _LABEL_W, _GAP = 16, 190, 8
 _LAYOUT_KEY = "medfuse-review"
 
@@ -90,8 +96,9 @@ def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.LANCZOS))
 
 
-def panel_size(shape_hw: tuple[int, int], spacing_hw: tuple[float, float] = (1.0, 1.0),
-               box: int = PANEL) -> tuple[int, int]:
+def panel_size(
+    shape_hw: tuple[int, int], spacing_hw: tuple[float, float] = (1.0, 1.0), box: int = PANEL
+) -> tuple[int, int]:
     """(w, h) of a panel showing an (H, W) slice with pixel spacing (sh, sw) mm inside ``box``."""
     ph, pw = shape_hw[0] * spacing_hw[0], shape_hw[1] * spacing_hw[1]
     scale = box / max(ph, pw)
@@ -122,7 +129,9 @@ def edge_overlay(a: np.ndarray, b: np.ndarray, colour: tuple[int, int, int] = _E
     return out
 
 
-def slice_position(slice_affine: np.ndarray, shape_hw: tuple[int, int], k: int) -> tuple[str, float]:
+def slice_position(
+    slice_affine: np.ndarray, shape_hw: tuple[int, int], k: int
+) -> tuple[str, float]:
     """Where slice ``k`` lies: (patient-axis letter, mm) of its centre along the slice normal.
 
     The letter is the RAS axis closest to the normal ("S"/"I" for axial, "A"/"P" coronal,
@@ -142,7 +151,9 @@ def slice_position(slice_affine: np.ndarray, shape_hw: tuple[int, int], k: int) 
     return letter, abs(value)
 
 
-def choose_slices(a: np.ndarray, b: np.ndarray, fused: np.ndarray, rows: int = 4) -> tuple[list[int], int]:
+def choose_slices(
+    a: np.ndarray, b: np.ndarray, fused: np.ndarray, rows: int = 4
+) -> tuple[list[int], int]:
     """Slices to review: spread through the overlap of A and B, plus the one with most signal.
 
     Args:
@@ -171,8 +182,9 @@ def choose_slices(a: np.ndarray, b: np.ndarray, fused: np.ndarray, rows: int = 4
     return sorted(set(picks)), best
 
 
-def render_review(rows: Sequence[ReviewRow], title: str, subtitle: Sequence[str],
-                  column_titles: Sequence[str]) -> Any:
+def render_review(
+    rows: Sequence[ReviewRow], title: str, subtitle: Sequence[str], column_titles: Sequence[str]
+) -> Any:
     """Lay the rows out under a header; returns a ``PIL.Image`` (RGB) with the layout chunk info.
 
     Args:
@@ -252,7 +264,11 @@ def _display(x: Any, functional: bool, palette: str) -> np.ndarray:
 
         t = colourise(t, palette)
     arr = np.clip(np.rint(t.numpy() * 255.0), 0, 255).astype(np.uint8)
-    return np.repeat(arr, 3, axis=1).transpose(0, 2, 3, 1) if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
+    return (
+        np.repeat(arr, 3, axis=1).transpose(0, 2, 3, 1)
+        if arr.shape[1] == 1
+        else arr.transpose(0, 2, 3, 1)
+    )
 
 
 def volume_review(
@@ -306,36 +322,29 @@ def volume_review(
         disp_a = _display(a_np[k : k + 1], functional[0], palette)[0]
         disp_b = _display(b_np[k : k + 1], functional[1], palette)[0]
         fk = f_np[k]
-        disp_f = np.repeat(fk, 3, 0).transpose(1, 2, 0) if fk.shape[0] == 1 else fk.transpose(1, 2, 0)
+        disp_f = (
+            np.repeat(fk, 3, 0).transpose(1, 2, 0) if fk.shape[0] == 1 else fk.transpose(1, 2, 0)
+        )
         la_k, lb_k = (_fit(_rgb(x[k]), size)[..., 0] / 255.0 for x in (la, lb))
-        panels = [_fit(disp_a, size), _fit(disp_b, size), _fit(np.ascontiguousarray(disp_f), size),
-                  edge_overlay(la_k, lb_k)]
+        panels = [
+            _fit(disp_a, size),
+            _fit(disp_b, size),
+            _fit(np.ascontiguousarray(disp_f), size),
+            edge_overlay(la_k, lb_k),
+        ]
         letter, mm = slice_position(aff, (h, w), k)
         sub = [f"slice {k + 1} of {n}"] + (["most signal"] if k == best else [])
-        out_rows.append(ReviewRow(f"{letter} {mm:.1f} mm", sub, panels,
-                                  {"slice": k, "position_mm": [letter, round(mm, 3)]},
-                                  accent=k == best))
+        out_rows.append(
+            ReviewRow(
+                f"{letter} {mm:.1f} mm",
+                sub,
+                panels,
+                {"slice": k, "position_mm": [letter, round(mm, 3)]},
+                accent=k == best,
+            )
+        )
     cols = column_titles or ("A", "B", "fused", "A edges (green) on B")
     return render_review(out_rows, title, subtitle, cols)
-
-
-def write_pairs_review(
-    path: str | os.PathLike,
-    names: Sequence[str],
-    a: Sequence[np.ndarray],
-    b: Sequence[np.ndarray],
-    fused: Sequence[np.ndarray],
-    method: str,
-    task: str | None,
-) -> Path:
-    """Write ``review.png`` of a 2D-folder run (``medfuse fuse A/ B/``): see :func:`pairs_review`."""
-    img = pairs_review(
-        names, a, b, fused,
-        title=f"medfuse fuse (2D pairs)  |  method {method}  |  task {task or 'none'}",
-        subtitle=[f"{len(names)} pairs; rows: a sample of {min(4, len(names))}, by file name"],
-        column_titles=("A", "B", f"fused: {method}", "A edges (green) on B"),
-    )
-    return save_review(img, path)
 
 
 def _window_text(win: dict[str, Any]) -> str:
@@ -378,6 +387,7 @@ def write_fuse_review(
     Returns:
         the written path. No patient name or ID is drawn.
     """
+
     def who(n: int) -> str:
         v = vols[n]
         mod = str(v.meta.get("modality") or "?")
@@ -395,12 +405,20 @@ def write_fuse_review(
     aff = np.asarray(slice_affine, dtype=np.float64)
     sp = " x ".join(f"{float(np.linalg.norm(aff[:3, i])):.3g}" for i in range(3))
     img = volume_review(
-        slices[0], slices[1], fused, aff, functional=functional, palette=palette,
+        slices[0],
+        slices[1],
+        fused,
+        aff,
+        functional=functional,
+        palette=palette,
         title=f"medfuse fuse  |  method {method}  |  task {task or 'none'}",
         subtitle=[f"{who(0)}   |   {who(1)}", f"{reg}  |  {n} slices, {sp} mm"],
-        column_titles=(f"A: {vols[0].meta.get('modality') or 'A'}",
-                       f"B: {vols[1].meta.get('modality') or 'B'}", f"fused: {method}",
-                       "A edges (green) on B"),
+        column_titles=(
+            f"A: {vols[0].meta.get('modality') or 'A'}",
+            f"B: {vols[1].meta.get('modality') or 'B'}",
+            f"fused: {method}",
+            "A edges (green) on B",
+        ),
     )
     return save_review(img, path)
 
@@ -439,8 +457,14 @@ def pairs_review(
         la, lb = (_luma01(x.transpose(2, 0, 1)[None])[0] for x in imgs[:2])
         panels = [_fit(x, size) for x in imgs]
         panels.append(edge_overlay(*(_fit(_rgb(x), size)[..., 0] / 255.0 for x in (la, lb))))
-        out_rows.append(ReviewRow(names[i], [f"pair {i + 1} of {len(names)}"], panels,
-                                  {"pair": int(i), "name": names[i]}))
+        out_rows.append(
+            ReviewRow(
+                names[i],
+                [f"pair {i + 1} of {len(names)}"],
+                panels,
+                {"pair": int(i), "name": names[i]},
+            )
+        )
     cols = column_titles or ("A", "B", "fused", "A edges (green) on B")
     return render_review(out_rows, title, subtitle, cols)
 
@@ -454,9 +478,13 @@ def write_pairs_review(
     method: str,
     task: str | None,
 ) -> Path:
-    """Write ``review.png`` of a 2D-folder run (``medfuse fuse A/ B/``): see :func:`pairs_review`."""
+    """Write ``review.png`` of a 2D-folder run (``medfuse fuse A/ B/``), see :func:`pairs_review`.
+    """
     img = pairs_review(
-        names, a, b, fused,
+        names,
+        a,
+        b,
+        fused,
         title=f"medfuse fuse (2D pairs)  |  method {method}  |  task {task or 'none'}",
         subtitle=[f"{len(names)} pairs; rows: a sample of {min(4, len(names))}, by file name"],
         column_titles=("A", "B", f"fused: {method}", "A edges (green) on B"),

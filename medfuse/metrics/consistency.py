@@ -71,7 +71,9 @@ def _getter(x: object, name: str, scale: float = 1.0) -> tuple[Callable[[int], n
     elif arr.ndim == 3:
         shape = arr.shape
     else:
-        raise ValueError(f"{name}: expected a (K, H, W) or (K, C, H, W) stack, got shape {arr.shape}")
+        raise ValueError(
+            f"{name}: expected a (K, H, W) or (K, C, H, W) stack, got shape {arr.shape}"
+        )
     if shape[0] < 2:
         raise ValueError(f"{name}: needs at least 2 slices, got {shape[0]}")
 
@@ -108,7 +110,9 @@ def interslice_profile(
     Raises:
         ValueError: shapes differ or fewer than 2 slices.
     """
-    gets, shapes = zip(*(_getter(x, n, s) for x, n, s in zip((fused, a, b), ("fused", "a", "b"), scales)))
+    gets, shapes = zip(
+        *(_getter(x, n, s) for x, n, s in zip((fused, a, b), ("fused", "a", "b"), scales))
+    )
     if len(set(shapes)) > 1:
         raise ValueError(f"shapes differ: fused {shapes[0]}, a {shapes[1]}, b {shapes[2]}")
     k = shapes[0][0] - 1

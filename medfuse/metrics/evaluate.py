@@ -36,6 +36,7 @@ __all__ = [
     "summary_markdown",
     "summary_text",
     "OUTPUT_FILES",
+    "check_method_names",
     "check_results_dir",
     "write_results",
 ]
@@ -431,11 +432,7 @@ def evaluate_folders(
     """
     from tqdm import tqdm
 
-    if not fused:
-        raise ValueError("give at least one fused folder")
-    bad = [m for m in fused if m in ("a", "b") or not m or "/" in m]
-    if bad:
-        raise ValueError(f"invalid method name(s): {', '.join(map(repr, bad))}")
+    check_method_names(fused, "fused folder")
     fm = FusionMetrics(profile=profile, metrics=metrics)
     out = check_results_dir(out_dir, overwrite)
     matched = match_folders({"a": a, "b": b, **fused})
@@ -459,6 +456,19 @@ def evaluate_folders(
     if out is not None:
         write_results(out, result, plots)
     return result
+
+
+def check_method_names(names: Sequence[str], what: str) -> None:
+    """Method (table column) names: at least one, none empty, "a", "b" or holding a "/".
+
+    Raises:
+        ValueError: no name, or an invalid one.
+    """
+    if not names:
+        raise ValueError(f"give at least one {what}")
+    bad = [m for m in names if m in ("a", "b") or not m or "/" in m]
+    if bad:
+        raise ValueError(f"invalid method name(s): {', '.join(map(repr, bad))}")
 
 
 def check_results_dir(out_dir: str | os.PathLike | None, overwrite: bool) -> Path | None:

@@ -20,7 +20,7 @@ import numpy as np
 from medfuse.errors import InputError
 
 from .consistency import interslice_profile
-from .evaluate import EvaluationResult, check_results_dir, write_results
+from .evaluate import EvaluationResult, check_method_names, check_results_dir, write_results
 from .profiles import FusionMetrics, aggregate
 
 __all__ = ["VolumeScore", "score_fused_volume", "evaluate_fuse_output", "evaluate_volumes"]
@@ -95,8 +95,9 @@ def score_fused_volume(
         notes.append(f"{path}: {skipped} of {n} slices skipped (a source slice is blank)")
     if not rows:
         raise InputError(f"{path}: nothing to score: every slice has a blank source")
-    prof = interslice_profile(fused, out.sources.luma[0], out.sources.luma[1],
-                              scales=(1.0, 255.0, 255.0))
+    prof = interslice_profile(
+        fused, out.sources.luma[0], out.sources.luma[1], scales=(1.0, 255.0, 255.0)
+    )
     aff = out.slice_affine
     normal = np.cross(aff[:3, 0], aff[:3, 1])
     axis = int(np.argmax(np.abs(normal)))
@@ -104,17 +105,25 @@ def score_fused_volume(
     agg = aggregate(rows)
     run = out.run
     sources = {
-        "a": out.source_paths[0], "b": out.source_paths[1],
+        "a": out.source_paths[0],
+        "b": out.source_paths[1],
         "windows": {"a": out.sources.windows[0], "b": out.sources.windows[1]},
         "functional": {"a": out.functional[0], "b": out.functional[1]},
         "registration": (run.get("registration") or {}).get("kind", "none"),
         "method": (run.get("method") or {}).get("name"),
         "run_json_interslice_excess": run.get("interslice_excess"),
     }
-    return VolumeScore(rows=rows, summary={m: agg[m] for m in fm.metrics},
-                       consistency=prof.value, per_gap=prof.per_gap(),
-                       gap_positions_mm=np.array([c[axis] for c in centres]), n_scored=len(rows),
-                       n_slices=n, notes=notes, sources=sources)
+    return VolumeScore(
+        rows=rows,
+        summary={m: agg[m] for m in fm.metrics},
+        consistency=prof.value,
+        per_gap=prof.per_gap(),
+        gap_positions_mm=np.array([c[axis] for c in centres]),
+        n_scored=len(rows),
+        n_slices=n,
+        notes=notes,
+        sources=sources,
+    )
 
 
 def evaluate_fuse_output(
@@ -163,11 +172,7 @@ def evaluate_volumes(
     """
     from tqdm import tqdm
 
-    if not volumes:
-        raise ValueError("give at least one fused volume")
-    bad = [m for m in volumes if m in ("a", "b") or not m or "/" in m]
-    if bad:
-        raise ValueError(f"invalid method name(s): {', '.join(map(repr, bad))}")
+    check_method_names(volumes, "fused volume")
     fm = FusionMetrics(profile=profile, metrics=metrics)
     out = check_results_dir(out_dir, overwrite)
     rows: list[dict[str, object]] = []
@@ -182,8 +187,12 @@ def evaluate_volumes(
             "positions_mm": [round(float(v), 3) for v in score.gap_positions_mm],
             "per_gap": [float(v) for v in score.per_gap],
         }
-        result.sources[method] = {"path": str(path), "slices": score.n_slices,
-                                  "scored": score.n_scored, **score.sources}
+        result.sources[method] = {
+            "path": str(path),
+            "slices": score.n_slices,
+            "scored": score.n_scored,
+            **score.sources,
+        }
         result.notes += score.notes
     bar.close()
     if out is not None:

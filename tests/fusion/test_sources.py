@@ -1,4 +1,4 @@
-"""``load_fuse_output``: a registered fuse run's sources come back exactly as the method saw them."""
+"""``load_fuse_output``: a registered fuse run's sources come back as the method saw them."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ def test_registered_demo_sources_reproduce_the_average_fusion(tmp_path: Path):
     from medfuse.fusion.sources import load_fuse_output
 
     out = tmp_path / "out"
-    r = CliRunner().invoke(cli, ["fuse", "--demo", "-o", str(out), "--method", "average",
-                                 "--format", "nifti", "-q"])
+    r = CliRunner().invoke(
+        cli, ["fuse", "--demo", "-o", str(out), "--method", "average", "--format", "nifti", "-q"]
+    )
     assert r.exit_code == 0, r.output
     run = json.loads((out / "run.json").read_text())
     assert run["registration"]["kind"] == "rigid"

@@ -81,7 +81,11 @@ def test_demo_review_has_four_columns_of_the_written_slices(demo_out: Path):
         # each panel is its column's slice k: better than any other slice of that volume
         for panel, vol in ((pa, ct_w), (pb, mr_w), (pf, fused)):
             scores = [_corr(panel[..., 0], _as_panel(vol[m, 0], r["boxes"][0])) for m in range(n)]
-            assert scores[k] > 0.97 and int(np.argmax(scores)) == k, (k, scores[k], np.argmax(scores))
+            assert scores[k] > 0.97 and int(np.argmax(scores)) == k, (
+                k,
+                scores[k],
+                np.argmax(scores),
+            )
         # and the three differ from each other
         for x, y in ((pa, pb), (pa, pf), (pb, pf)):
             assert np.abs(x - y).mean() > 8
@@ -95,12 +99,21 @@ def test_demo_review_has_four_columns_of_the_written_slices(demo_out: Path):
 
 def test_no_review_flag_and_nifti_only(tmp_path: Path, stroke_dir: Path):
     """--no-review skips it; --format nifti writes no PNG at all (the review is a PNG)."""
-    args = [str(stroke_dir / "FLAIR.nii.gz"), str(stroke_dir / "T1.nii.gz"), "--method", "average",
-            "-q"]
+    args = [
+        str(stroke_dir / "FLAIR.nii.gz"),
+        str(stroke_dir / "T1.nii.gz"),
+        "--method",
+        "average",
+        "-q",
+    ]
     res = CliRunner().invoke(cli, ["fuse", *args, "-o", str(tmp_path / "a"), "--no-review"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
-        "fused.nii.gz", "preview.png", "run.json", "transform.tfm"]
+        "fused.nii.gz",
+        "preview.png",
+        "run.json",
+        "transform.tfm",
+    ]
     res = CliRunner().invoke(cli, ["fuse", *args, "-o", str(tmp_path / "b"), "--format", "nifti"])
     assert res.exit_code == 0, res.output
     assert not list((tmp_path / "b").glob("*.png"))
@@ -109,9 +122,23 @@ def test_no_review_flag_and_nifti_only(tmp_path: Path, stroke_dir: Path):
 def test_functional_input_is_shown_in_colour(tmp_path: Path, stroke_dir: Path):
     """FLAIR colourised over T1: A's panel is the palette's colours, B's and the check stay grey."""
     out = tmp_path / "out"
-    res = CliRunner().invoke(cli, ["fuse", str(stroke_dir / "FLAIR.nii.gz"),
-                                   str(stroke_dir / "T1.nii.gz"), "-o", str(out), "--functional",
-                                   "a", "--palette", "HOT_IRON", "--method", "average", "-q"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "fuse",
+            str(stroke_dir / "FLAIR.nii.gz"),
+            str(stroke_dir / "T1.nii.gz"),
+            "-o",
+            str(out),
+            "--functional",
+            "a",
+            "--palette",
+            "HOT_IRON",
+            "--method",
+            "average",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     img = np.asarray(Image.open(out / "review.png").convert("RGB")).astype(int)
     for r in read_layout(out / "review.png")["rows"]:
@@ -130,8 +157,19 @@ def test_pairs_review_for_2d_folders(tmp_path: Path, harvard_dir: Path):
         for n in names:
             shutil.copy(harvard_dir / "PET-MRI" / mod / n, tmp_path / mod / n)
     out = tmp_path / "out"
-    res = CliRunner().invoke(cli, ["fuse", str(tmp_path / "PET"), str(tmp_path / "MRI"), "-o",
-                                   str(out), "--method", "max", "-q"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "fuse",
+            str(tmp_path / "PET"),
+            str(tmp_path / "MRI"),
+            "-o",
+            str(out),
+            "--method",
+            "max",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     run = json.loads((out / "run.json").read_text())
     assert "review.png" in run["outputs"] and "review.png" in run["output_sha256"]

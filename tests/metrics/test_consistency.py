@@ -20,13 +20,17 @@ def pair(stroke_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(K, H, W) axial-ish stacks (voxel axis 2 first) of FLAIR and T1, 8-bit values."""
     import nibabel as nib
 
-    a, b = (np.moveaxis(np.asarray(nib.load(stroke_dir / f"{n}.nii.gz").dataobj), 2, 0)
-            .astype(np.float32) for n in ("FLAIR", "T1"))
+    a, b = (
+        np.moveaxis(np.asarray(nib.load(stroke_dir / f"{n}.nii.gz").dataobj), 2, 0).astype(
+            np.float32
+        )
+        for n in ("FLAIR", "T1")
+    )
     return a, b
 
 
 def test_pointwise_fusions_add_no_change(pair):
-    """A volume equal to a source, the rounded mean or the maximum never changes more than a source."""
+    """A source, the rounded mean or the maximum never changes more than a source does."""
     a, b = pair
     assert interslice_excess(a, a, b) == 0.0
     assert interslice_excess(b, a, b) == 0.0
@@ -62,8 +66,9 @@ def test_rgb_fused_and_unit_range_sources(pair):
     a01, b01 = a[:, None] / 255.0, b[:, None] / 255.0
     grey = np.rint((a + b) / 2).astype(np.uint8)[:, None]
     assert fused_slices_ise(np.repeat(grey, 3, axis=1), a01, b01) == 0.0
-    flick = np.clip(np.rint(grey * np.where(np.arange(len(a)) % 2, 1.08, 0.92)[:, None, None, None]),
-                    0, 255).astype(np.uint8)
+    flick = np.clip(
+        np.rint(grey * np.where(np.arange(len(a)) % 2, 1.08, 0.92)[:, None, None, None]), 0, 255
+    ).astype(np.uint8)
     assert fused_slices_ise(flick, a01, b01) > 0.05
     assert math.isnan(fused_slices_ise(flick[:1], a01[:1], b01[:1]))  # one slice: no gap
 

@@ -388,12 +388,14 @@ def write_fuse_review(
         the written path. No patient name or ID is drawn.
     """
 
+    mods = [str(v.meta.get("modality") or "") for v in vols]
+
     def who(n: int) -> str:
-        v = vols[n]
-        mod = str(v.meta.get("modality") or "?")
-        desc = str(v.meta.get("series_description") or Path(str(paths[n]).rstrip("/")).name)
+        desc = str(vols[n].meta.get("series_description") or "")
+        name = Path(str(paths[n]).rstrip("/")).name
+        what = f"{mods[n]} ({desc or name})" if mods[n] else (desc or name)
         colour = f", {palette} palette" if functional[n] else ""
-        return f"{'AB'[n]}: {mod} ({desc}){_window_text(windows[n])}{colour}"
+        return f"{'AB'[n]}: {what}{_window_text(windows[n])}{colour}"
 
     reg = f"registration {registration.get('kind')}"
     if registration.get("why"):
@@ -414,8 +416,8 @@ def write_fuse_review(
         title=f"medfuse fuse  |  method {method}  |  task {task or 'none'}",
         subtitle=[f"{who(0)}   |   {who(1)}", f"{reg}  |  {n} slices, {sp} mm"],
         column_titles=(
-            f"A: {vols[0].meta.get('modality') or 'A'}",
-            f"B: {vols[1].meta.get('modality') or 'B'}",
+            f"A: {mods[0]}" if mods[0] else "A",
+            f"B: {mods[1]}" if mods[1] else "B",
             f"fused: {method}",
             "A edges (green) on B",
         ),
@@ -478,8 +480,7 @@ def write_pairs_review(
     method: str,
     task: str | None,
 ) -> Path:
-    """Write ``review.png`` of a 2D-folder run (``medfuse fuse A/ B/``), see :func:`pairs_review`.
-    """
+    """Write ``review.png`` of a 2D-folder run (``medfuse fuse A/ B/``), see :func:`pairs_review`."""
     img = pairs_review(
         names,
         a,

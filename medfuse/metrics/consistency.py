@@ -58,7 +58,19 @@ class InterSlice:
             return np.where(self.source_change > 0, self.excess / self.source_change, np.nan)
 
 
-def _getter(x: object, name: str, scale: float = 1.0) -> tuple[Callable[[int], np.ndarray], tuple]:
+def _pooled(s: np.ndarray, pool: int) -> np.ndarray:
+    """(H, W) -> means of ``pool`` x ``pool`` blocks (edge remainders dropped); 0: the mean."""
+    if pool == 0:
+        return s.mean(dtype=np.float64).reshape(1, 1)
+    if pool == 1:
+        return s
+    h, w = s.shape[0] // pool * pool, s.shape[1] // pool * pool
+    return s[:h, :w].reshape(h // pool, pool, w // pool, pool).mean(axis=(1, 3))
+
+
+def _getter(
+    x: object, name: str, scale: float = 1.0, pool: int = 1
+) -> tuple[Callable[[int], np.ndarray], tuple]:
     """A per-slice reader of a stack: (K, H, W), (K, 1, H, W) or (K, 3, H, W) (BT.601 luma).
 
     Slices are converted one at a time, so a 512x512x94 volume needs no float copy.
@@ -81,7 +93,7 @@ def _getter(x: object, name: str, scale: float = 1.0) -> tuple[Callable[[int], n
         s = np.asarray(arr[i], dtype=np.float32)
         if s.ndim == 3:
             s = s[0] if s.shape[0] == 1 else s[0] * 0.299 + s[1] * 0.587 + s[2] * 0.114
-        return s * np.float32(scale) if scale != 1.0 else s
+        return _pooled(s * np.float32(scale) if scale != 1.0 else s, pool)
 
     return get, shape
 
@@ -92,6 +104,7 @@ def interslice_profile(
     b: object,
     tolerance: float = DEFAULT_TOLERANCE,
     scales: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    pool: int = 1,
 ) -> InterSlice:
     """The per-gap excess and source change of a fused slice stack (see the module docstring).
 
@@ -103,6 +116,9 @@ def interslice_profile(
         b: source B on the same grid.
         tolerance: grey levels of extra change not counted (default 1: 8-bit rounding).
         scales: factors bringing ``fused``, ``a``, ``b`` to 0..255 (e.g. 255 for [0, 1] data).
+        pool: 1 (default) compares pixels; n > 1 the means of n x n pixel blocks (the excess at
+            that scale: blotches rather than texture); 0 the slice means (brightness flicker).
+            Rounding averages out in a mean, so pooled scales are usually run with tolerance 0.
 
     Returns:
         :class:`InterSlice` with (K-1,) arrays.
@@ -110,8 +126,10 @@ def interslice_profile(
     Raises:
         ValueError: shapes differ or fewer than 2 slices.
     """
+    if pool < 0:
+        raise ValueError(f"pool must be 0 (slice means) or a block size >= 1, got {pool}")
     gets, shapes = zip(
-        *(_getter(x, n, s) for x, n, s in zip((fused, a, b), ("fused", "a", "b"), scales))
+        *(_getter(x, n, s, pool) for x, n, s in zip((fused, a, b), ("fused", "a", "b"), scales))
     )
     if len(set(shapes)) > 1:
         raise ValueError(f"shapes differ: fused {shapes[0]}, a {shapes[1]}, b {shapes[2]}")
@@ -145,7 +163,7 @@ def fused_slices_ise(fused_u8: object, a01: object, b01: object) -> float:
 
 
 def interslice_excess(
-    fused: object, a: object, b: object, tolerance: float = DEFAULT_TOLERANCE
+    fused: object, a: object, b: object, tolerance: float = DEFAULT_TOLERANCE, pool: int = 1
 ) -> float:
     """Inter-slice excess (ISE, lower is better) of a fused slice stack against its sources.
 
@@ -159,9 +177,11 @@ def interslice_excess(
         a: (K, H, W) source A on the same grid, 0..255.
         b: (K, H, W) source B on the same grid, 0..255.
         tolerance: grey levels not counted (default 1: the rounding of an 8-bit output).
+        pool: 1 pixels (the ISE); n > 1 n x n block means; 0 slice means (see
+            :func:`interslice_profile`).
 
     Returns:
         the ISE (0 = never changes more than a source; NaN when the sources are constant along
         z and the fused volume is not).
     """
-    return interslice_profile(fused, a, b, tolerance).value
+    return interslice_profile(fused, a, b, tolerance, pool=pool).value

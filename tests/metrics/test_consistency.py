@@ -81,3 +81,21 @@ def test_bad_shapes():
         interslice_excess(x[:1], x[:1], x[:1])
     with pytest.raises(ValueError, match="stack"):
         interslice_excess(x[0], x[0], x[0])
+
+
+def test_pooled_scales_tell_texture_switching_from_brightness_flicker(pair):
+    """Per-pixel random switching between the sources: high at the pixel scale, low on 16-px
+    blocks and slice means; a slice-wise gain jitter: the other way round."""
+    a, b = pair
+    rng = np.random.default_rng(0)
+    switch = np.where(rng.random(a.shape) < 0.5, a, b)
+    avg = np.rint((a + b) / 2)
+    gain = np.clip(np.rint(avg * (1 + 0.05 * rng.standard_normal(len(a)))[:, None, None]), 0, 255)
+    sw = [interslice_excess(switch, a, b, tolerance=t, pool=p) for p, t in ((1, 1), (16, 0), (0, 0))]
+    gn = [interslice_excess(gain, a, b, tolerance=t, pool=p) for p, t in ((1, 1), (16, 0), (0, 0))]
+    assert sw[0] > 0.2 and sw[1] < sw[0] / 5 and sw[2] < 0.02
+    assert gn[0] < gn[1] < gn[2] and gn[2] > 0.5
+    for p in (16, 0):
+        assert interslice_excess(avg, a, b, tolerance=0, pool=p) < 1e-3
+    with pytest.raises(ValueError, match="pool"):
+        interslice_excess(avg, a, b, pool=-1)

@@ -291,3 +291,23 @@ def test_evaluate_volume_errors(stroke_fused, stroke_dir, tmp_path):
                                  str(stroke_dir / "FLAIR.nii.gz"), "--b", str(REPO / "medfuse" / "data" / "demo" / "mr"),
                                  "--metrics", "MI", "-o", str(tmp_path / "o2")])
     assert r.exit_code == 4 and "grid" in r.output
+
+
+def test_evaluate_colour_fusion_volume(stroke_dir, tmp_path):
+    """FLAIR colourised (HOT_IRON) over T1: the RGB volume is scored on its luma against the luma
+    the method fused; evaluate's ISE is the one fuse recorded."""
+    import json
+
+    from medfuse.metrics.volume import evaluate_volumes
+
+    out = tmp_path / "dwt"
+    r = CliRunner().invoke(cli, ["fuse", str(stroke_dir / "FLAIR.nii.gz"), str(stroke_dir / "T1.nii.gz"),
+                                 "-o", str(out), "--method", "dwt", "--functional", "a", "--palette",
+                                 "HOT_IRON", "--format", "nifti", "-q"])
+    assert r.exit_code == 0, r.output
+    res = evaluate_volumes({"dwt": out}, metrics=["MI"], progress=False)
+    run = json.loads((out / "run.json").read_text())
+    assert res.volume["dwt"]["ISE"] == pytest.approx(run["interslice_excess"], abs=1e-6)
+    assert 0.01 < res.volume["dwt"]["ISE"] < 1
+    assert res.sources["dwt"]["functional"] == {"a": True, "b": False}
+    assert res.summary["dwt"]["MI"]["n"] > 100 and res.summary["dwt"]["MI"]["mean"] > 1

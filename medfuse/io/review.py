@@ -232,7 +232,7 @@ def save_review(img: Any, path: str | os.PathLike) -> Path:
     meta = PngInfo()
     meta.add_text(_LAYOUT_KEY, img.info.get(_LAYOUT_KEY, "{}"))
     p = Path(path)
-    img.save(p, format="PNG", pnginfo=meta, optimize=True)
+    img.save(p, format="PNG", pnginfo=meta, compress_level=6)
     return p
 
 

@@ -27,6 +27,11 @@ __all__ = ["command"]
 @add_study_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output folder.")
 @click.option(
+    "--no-review",
+    is_flag=True,
+    help="Skip review.png (A | B | fused | alignment, a row per slice).",
+)
+@click.option(
     "--send",
     "send_pacs",
     default=None,
@@ -66,6 +71,7 @@ def command(
     skip_unreadable,
     allow_different_patients,
     overwrite,
+    no_review,
     send_pacs,
     send_dicomweb,
     called_aet,
@@ -107,8 +113,15 @@ def command(
     if send_pacs or send_dicomweb:
         from medfuse.cli._peer import make_peer
 
-        peer = make_peer(send_pacs, send_dicomweb, called_aet, calling_aet, 30.0,
-                         pacs_flag="--send", dicomweb_flag="--send-dicomweb")
+        peer = make_peer(
+            send_pacs,
+            send_dicomweb,
+            called_aet,
+            calling_aet,
+            30.0,
+            pacs_flag="--send",
+            dicomweb_flag="--send-dicomweb",
+        )
         if is_image_folder(a) and is_image_folder(b):
             raise click.UsageError("--send needs a DICOM output; 2D image folders give PNGs only")
         if fmt is not None and "dicom" not in fmt:
@@ -137,6 +150,7 @@ def command(
         series_b=series_b,
         skip_unreadable=skip_unreadable,
         allow_different_patients=allow_different_patients,
+        review=not no_review,
     )
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))
     fuse_pair(a, b, out_dir, opts, log=log)
@@ -155,5 +169,7 @@ def _send(out_dir: str, peer, quiet: bool, log) -> None:
     report = send_folder(Path(out_dir) / "dicom", peer, log=log)
     print_report(report, None, quiet)
     if not report.ok:
-        raise RemoteError(f"{out_dir} written, but sending failed: {report.failure_line()} "
-                          f"(retry with: medfuse send {out_dir} ...)")
+        raise RemoteError(
+            f"{out_dir} written, but sending failed: {report.failure_line()} "
+            f"(retry with: medfuse send {out_dir} ...)"
+        )

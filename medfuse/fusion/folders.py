@@ -235,6 +235,11 @@ def fuse_folders(
                 write_png(rgb8, tmp / "rgb" / f"{n}.png")
             bar.update(1)
         bar.close()
+        if opt.review:  # A | B | fused | alignment check for a sample of pairs
+            from medfuse.fusion.review import write_pairs_review
+
+            shown = [y if rgb is None else rgb for y, rgb in zip(fused_y, fused_rgb)]
+            write_pairs_review(tmp / "review.png", names, xs_a, xs_b, shown, method_name, task)
         st.timed("write", t0)
         st.times["total"] = round(time.perf_counter() - t_all, 4)
         run = {
@@ -246,7 +251,8 @@ def fuse_folders(
             "task": task,
             "method": method.info(),
             "device": str(device),
-            "outputs": ["fused/"] + (["rgb/"] if colour else []) + ["run.json"],
+            "outputs": ["fused/"] + (["rgb/"] if colour else []) + ["review.png"] * opt.review
+            + ["run.json"],
             "output_sha256": output_hashes(tmp),
             "timings_s": dict(st.times),
             "versions": _versions(),

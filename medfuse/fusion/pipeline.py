@@ -72,6 +72,7 @@ class FuseOptions:
         skip_unreadable: fuse a DICOM series without its unreadable files (recorded in run.json)
             instead of failing.
         allow_different_patients: fuse inputs whose PatientID (or PatientBirthDate) differ.
+        review: write review.png (with the png format): A | B | fused | alignment check.
     """
 
     method: str = "auto"
@@ -94,6 +95,7 @@ class FuseOptions:
     series_b: str | None = None
     skip_unreadable: bool = False
     allow_different_patients: bool = False
+    review: bool = True
 
 
 @dataclass
@@ -618,6 +620,16 @@ def fuse_volumes(
         write_transform(reg.matrix, tmp / "transform.tfm")
         files.append("transform.tfm")
         bar.update(1)
+        from medfuse.fusion.review import write_fuse_review
+        from medfuse.metrics.consistency import fused_slices_ise
+
+        ise = fused_slices_ise(slices_u8, src[0], src[1])  # inter-slice excess, docs/metrics.md
+        if opt.review and "png" in formats:
+            write_fuse_review(tmp / "review.png", sl, slices_u8, geo_meta["slice_affine"],
+                              vols=vols, paths=paths, windows=wins, functional=functional,
+                              palette=opt.palette, method=method_name, task=task,
+                              registration={"kind": reg.kind, "why": why, "mi": mi_report})
+            files.append("review.png")
         st.timed("write", t0)
         st.times["total"] = round(time.perf_counter() - t_all, 4)
         run = {
@@ -644,6 +656,7 @@ def fuse_volumes(
                 "field_of_view_overlap": round(overlap, 4),
             },
             "windows": {"a": wins[0], "b": wins[1]},
+            "interslice_excess": ise,
             "formats": list(formats),
             "outputs": files + ["run.json"],
             "output_sha256": output_hashes(tmp),

@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from .guard import MARKER
+
 __all__ = ["file_sha256", "output_hashes", "verify_outputs", "RUN_JSON"]
 
 #: the run record inside every output folder.
@@ -28,9 +30,13 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def output_hashes(
-    folder: str | os.PathLike, exclude: tuple[str, ...] = (RUN_JSON,)
+    folder: str | os.PathLike, exclude: tuple[str, ...] = (RUN_JSON, MARKER)
 ) -> dict[str, str]:
-    """``{relative/path: sha256}`` of every file under ``folder`` (sorted), but ``exclude``."""
+    """``{relative/path: sha256}`` of every file under ``folder`` (sorted), but ``exclude``.
+
+    The default leaves out ``run.json`` (it holds the map) and the output marker (bookkeeping of
+    :mod:`medfuse.io.guard`, with its own creation time).
+    """
     root = Path(folder)
     out = {}
     for p in sorted(root.rglob("*")):

@@ -16,7 +16,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,9 @@ __all__ = [
     "summary_markdown",
     "summary_text",
     "OUTPUT_FILES",
+    "check_method_names",
+    "check_results_dir",
+    "write_results",
 ]
 
 #: 2D image file suffixes read with Pillow.
@@ -59,6 +62,11 @@ class EvaluationResult:
         summary: ``{method: {metric: {"mean", "median", "std", "min", "max", "n"}}}``.
         files: the written output files.
         notes: remarks (skipped blank slices, rescaled volumes).
+        volume: volume mode (:func:`medfuse.fusion.scoring.evaluate_volumes`): per method the
+            whole-volume metrics, ``{method: {"ISE": value}}``; empty for 2D images.
+        interslice: volume mode: per method ``{"positions_mm": [...], "per_gap": [...]}``, the
+            inter-slice excess of each neighbouring-slice gap (plotted as ``interslice.png``).
+        sources: volume mode: per method, what it was scored against (paths, windows, transform).
     """
 
     profile: str
@@ -68,6 +76,14 @@ class EvaluationResult:
     summary: dict[str, dict[str, dict[str, float]]]
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    volume: dict[str, dict[str, float]] = field(default_factory=dict)
+    interslice: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    sources: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def volume_metrics(self) -> tuple[str, ...]:
+        """Names of the whole-volume metrics (``("ISE",)`` in volume mode, else empty)."""
+        return tuple(dict.fromkeys(k for v in self.volume.values() for k in v))
 
 
 def _key(p: Path) -> str | None:
@@ -151,8 +167,10 @@ def _read_image(p: Path) -> np.ndarray:
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3):
         raise InputError(f"{p}: expected a grey or RGB 2D image, got shape {arr.shape}")
     if arr.size and (arr.min() < 0 or arr.max() > 255):
-        raise InputError(f"{p}: values {arr.min():g}..{arr.max():g} are outside 0..255 "
-                         "(16-bit images are not supported; save 8-bit images)")
+        raise InputError(
+            f"{p}: values {arr.min():g}..{arr.max():g} are outside 0..255 "
+            "(16-bit images are not supported; save 8-bit images)"
+        )
     return arr
 
 
@@ -190,8 +208,10 @@ def _items(
         imgs = {label: _read_image(p) for label, p in paths.items()}
         shapes = {label: a.shape[:2] for label, a in imgs.items()}
         if len(set(shapes.values())) > 1:
-            raise InputError(f"{name}: image sizes differ: "
-                             + ", ".join(f"{paths[lb]} {s[1]}x{s[0]}" for lb, s in shapes.items()))
+            raise InputError(
+                f"{name}: image sizes differ: "
+                + ", ".join(f"{paths[lb]} {s[1]}x{s[0]}" for lb, s in shapes.items())
+            )
         yield name, imgs
         return
     vols, ref_label = {}, None
@@ -248,9 +268,13 @@ def summary_markdown(result: EvaluationResult) -> str:
     one column per method, ``mean ± std`` over the images, the best mean in bold."""
     methods = list(result.methods)
     n = {m: max((s["n"] for s in result.summary[m].values()), default=0) for m in methods}
-    lines = [f"Profile `{result.profile}`; mean ± std over the images "
-             f"({', '.join(f'{m}: n={n[m]}' for m in methods)}); best in bold.", "",
-             "| Metric | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+    lines = [
+        f"Profile `{result.profile}`; mean ± std over the images "
+        f"({', '.join(f'{m}: n={n[m]}' for m in methods)}); best in bold.",
+        "",
+        "| Metric | " + " | ".join(methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
     for metric in result.metrics:
         best = _best(result.summary, metric)
         cells = []
@@ -260,7 +284,29 @@ def summary_markdown(result: EvaluationResult) -> str:
             cells.append(f"**{c}**" if m in best else c)
         arrow = "↑" if higher_is_better(metric) else "↓"
         lines.append(f"| {metric} {arrow} | " + " | ".join(cells) + " |")
+    for metric, vcells in _volume_cells(result):
+        lines.append(
+            f"| {metric} ↓ (volume) | "
+            + " | ".join(f"**{c}**" if b else c for c, b in vcells)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
+
+
+def _volume_cells(result: EvaluationResult) -> list[tuple[str, list[tuple[str, bool]]]]:
+    """``(metric, [(cell text, is best)] per method)`` for the whole-volume metrics."""
+    out = []
+    for metric in result.volume_metrics:
+        vals = {m: result.volume.get(m, {}).get(metric, math.nan) for m in result.methods}
+        finite = [v for v in vals.values() if math.isfinite(v)]
+        best = min(finite) if len(finite) > 1 else None
+        out.append(
+            (
+                metric,
+                [(_fmt(vals[m]), best is not None and vals[m] == best) for m in result.methods],
+            )
+        )
+    return out
 
 
 def summary_text(result: EvaluationResult, style: Callable[[str], str] | None = None) -> str:
@@ -280,6 +326,9 @@ def summary_text(result: EvaluationResult, style: Callable[[str], str] | None = 
             ]
         )
         bold.append([False] + [m in best for m in methods])
+    for metric, vcells in _volume_cells(result):
+        rows.append([f"{metric} ↓ (volume)"] + [c for c, _ in vcells])
+        bold.append([False] + [b for _, b in vcells])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for r, b in zip(rows, bold):
@@ -309,9 +358,32 @@ def _boxplot(path: Path, metric: str, result: EvaluationResult) -> None:
     ax = fig.add_subplot()
     ax.boxplot(data, showmeans=True)
     ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20 if len(labels) > 4 else 0)
-    ax.set_title(f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better, "
-                 f"profile {result.profile})", fontsize=10)
+    ax.set_title(
+        f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better, "
+        f"profile {result.profile})",
+        fontsize=10,
+    )
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def _interslice_plot(path: Path, result: EvaluationResult) -> None:
+    """Inter-slice excess of each neighbouring-slice gap by its position, one line per method."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.0, 3.6), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for m, prof in result.interslice.items():
+        ise = result.volume.get(m, {}).get("ISE", math.nan)
+        ax.plot(prof["positions_mm"], prof["per_gap"], lw=1.2, label=f"{m} (ISE {_fmt(ise)})")
+    ax.set_xlabel("slice gap position along the slice normal (mm)")
+    ax.set_ylabel("excess / source change")
+    ax.set_title("inter-slice excess per slice gap (lower is better; 0 = no flicker)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, format="png")
 
@@ -351,6 +423,18 @@ def _write_outputs(tmp: Path, result: EvaluationResult, plots: bool) -> list[str
                         s["n"],
                     ]
                 )
+            for metric, v in result.volume.get(m, {}).items():  # one value per volume
+                w.writerow(
+                    [
+                        m,
+                        metric,
+                        False,
+                        *([repr(float(v))] * 2),
+                        repr(0.0),
+                        *([repr(float(v))] * 2),
+                        1,
+                    ]
+                )
     (tmp / "summary.md").write_text(summary_markdown(result), encoding="utf-8")
     record = {
         "profile": result.profile,
@@ -360,6 +444,8 @@ def _write_outputs(tmp: Path, result: EvaluationResult, plots: bool) -> list[str
         "summary": result.summary,
         "notes": result.notes,
     }
+    if result.volume:
+        record.update(volume=result.volume, interslice=result.interslice, sources=result.sources)
     (tmp / "evaluate.json").write_text(json.dumps(_json_safe(record), indent=2), encoding="utf-8")
     names += list(OUTPUT_FILES)
     if plots:
@@ -367,6 +453,9 @@ def _write_outputs(tmp: Path, result: EvaluationResult, plots: bool) -> list[str
             fname = f"boxplot_{metric}.png"
             _boxplot(tmp / fname, metric, result)
             names.append(fname)
+        if result.interslice:
+            _interslice_plot(tmp / "interslice.png", result)
+            names.append("interslice.png")
     return names
 
 
@@ -405,22 +494,9 @@ def evaluate_folders(
     """
     from tqdm import tqdm
 
-    if not fused:
-        raise ValueError("give at least one fused folder")
-    bad = [m for m in fused if m in ("a", "b") or not m or "/" in m]
-    if bad:
-        raise ValueError(f"invalid method name(s): {', '.join(map(repr, bad))}")
+    check_method_names(fused, "fused folder")
     fm = FusionMetrics(profile=profile, metrics=metrics)
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"{out}: exists and is not a folder")
-        if out.is_dir() and not overwrite:
-            clash = [p.name for p in out.iterdir() if p.name in OUTPUT_FILES or
-                     (p.name.startswith("boxplot_") and p.suffix == ".png")]
-            if clash:
-                raise OutputError(f"{out}: already holds results ({', '.join(sorted(clash)[:4])}); "
-                                  "use --overwrite or another folder")
+    out = check_results_dir(out_dir, overwrite)
     matched = match_folders({"a": a, "b": b, **fused})
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -441,18 +517,66 @@ def evaluate_folders(
         summary[method] = {m: agg[m] for m in fm.metrics}
     result = EvaluationResult(profile, fm.metrics, tuple(fused), rows, summary, notes=notes)
     if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=".evaluate-", dir=out))
-        except OSError as exc:
-            raise OutputError(f"{out}: cannot create output folder ({exc.strerror})") from None
-        try:
-            names = _write_outputs(tmp, result, plots)
-            for n in names:
-                os.replace(tmp / n, out / n)
-            result.files = [out / n for n in names]
-        except OSError as exc:
-            raise OutputError(f"{out}: cannot write results ({exc.strerror or exc})") from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_results(out, result, plots)
     return result
+
+
+def check_method_names(names: Collection[str], what: str) -> None:
+    """Method (table column) names: at least one, none empty, "a", "b" or holding a "/".
+
+    Raises:
+        ValueError: no name, or an invalid one.
+    """
+    if not names:
+        raise ValueError(f"give at least one {what}")
+    bad = [m for m in names if m in ("a", "b") or not m or "/" in m]
+    if bad:
+        raise ValueError(f"invalid method name(s): {', '.join(map(repr, bad))}")
+
+
+def check_results_dir(out_dir: str | os.PathLike | None, overwrite: bool) -> Path | None:
+    """The output folder, checked before any work: not a file, and no results unless overwrite.
+
+    Raises:
+        OutputError: ``out_dir`` is a file, or holds results and not ``overwrite``.
+    """
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    if out.is_dir() and not overwrite:
+        clash = [
+            p.name
+            for p in out.iterdir()
+            if p.name in OUTPUT_FILES + ("interslice.png",)
+            or (p.name.startswith("boxplot_") and p.suffix == ".png")
+        ]
+        if clash:
+            raise OutputError(
+                f"{out}: already holds results ({', '.join(sorted(clash)[:4])}); "
+                "use --overwrite or another folder"
+            )
+    return out
+
+
+def write_results(out: Path, result: EvaluationResult, plots: bool = True) -> None:
+    """Write the tables, JSON and plots of ``result`` into ``out`` atomically (sets ``files``).
+
+    Raises:
+        OutputError: the folder cannot be created or written.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".evaluate-", dir=out))
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    try:
+        names = _write_outputs(tmp, result, plots)
+        for n in names:
+            os.replace(tmp / n, out / n)
+        result.files = [out / n for n in names]
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write results ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -71,7 +71,8 @@ def test_local_pool_real_pairs_broken_rows_and_resume(tmp_path: Path, stroke_dir
     assert demo["registration"]["kind"] == "rigid" and demo["method"]["method"] == "average"
     assert sum(k.startswith("dicom/") for k in demo["output_sha256"]) == 20
     stroke = assert_complete(out / "stroke")
-    assert sorted(stroke["output_sha256"]) == ["fused.nii.gz", "preview.png", "transform.tfm"]
+    assert sorted(stroke["output_sha256"]) == [
+        "fused.nii.gz", "preview.png", "review.png", "transform.tfm"]
     assert sorted(p.name for p in out.iterdir()) == ["demo", "stroke"]  # nothing for failed rows
 
     # rerun: the complete study is skipped untouched, the corrupt one redone, failures retried

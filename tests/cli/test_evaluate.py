@@ -200,3 +200,114 @@ def test_evaluate_refuses_volumes_on_different_grids(phantom_dir, tmp_path):
     assert r.exit_code == 4, r.output
     assert "grid" in r.output and "Traceback" not in r.output
     assert not out.exists() or not any(out.iterdir())
+
+
+# --------------------------------------------------------------------------------------------
+# --volume: medfuse fuse outputs, scored slice by slice against their sources, plus the ISE
+
+
+@pytest.fixture(scope="module")
+def stroke_fused(stroke_dir, tmp_path_factory) -> dict[str, Path]:
+    """The stroke FLAIR (A) and T1 (B) fused with average and laplacian (NIfTI outputs)."""
+    root = tmp_path_factory.mktemp("stroke_fused")
+    outs = {}
+    for method in ("average", "laplacian"):
+        outs[method] = root / method
+        r = CliRunner().invoke(cli, ["fuse", str(stroke_dir / "FLAIR.nii.gz"), str(stroke_dir / "T1.nii.gz"),
+                                     "-o", str(outs[method]), "--method", method, "--format", "nifti", "-q"])
+        assert r.exit_code == 0, r.output
+    return outs
+
+
+def test_evaluate_fused_stroke_volumes(stroke_fused, stroke_dir, tmp_path):
+    """Slice-mean metrics and the inter-slice excess per method; per-slice values equal the 2D
+    metrics of the written NIfTI's slices against the windowed sources; ISE as run.json says."""
+    import json
+
+    from medfuse.io import load_volume
+    from medfuse.metrics import FusionMetrics
+    from medfuse.metrics.consistency import interslice_excess
+    from medfuse.transforms import ExtractSlices, Window
+
+    out = tmp_path / "eval"
+    r = _run("--volume", f"avg={stroke_fused['average']}", "--volume", str(stroke_fused["laplacian"]),
+             "--profile", "paper", "--metrics", "MI,Qabf,SSIM", "--no-progress", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    table = r.output
+    assert "avg" in table and "laplacian" in table and "MI ↑" in table and "ISE ↓ (volume)" in table
+    cut = ExtractSlices("axial")
+    src = {n: cut(Window("mr")(load_volume(stroke_dir / f"{n}.nii.gz"))).as_tensor().numpy()[:, 0] * 255
+           for n in ("FLAIR", "T1")}
+    summ = {(s["method"], s["metric"]): s for s in _csv(out / "summary.csv")}
+    rows = _csv(out / "per_image.csv")
+    fm = FusionMetrics("paper", ["MI", "Qabf", "SSIM"])
+    for name, method in (("avg", "average"), ("laplacian", "laplacian")):
+        fused = cut(load_volume(stroke_fused[method] / "fused.nii.gz")).as_tensor().numpy()[:, 0]
+        mine = [row for row in rows if row["method"] == name]
+        scored = [k for k in range(len(fused)) if np.ptp(src["FLAIR"][k]) and np.ptp(src["T1"][k])]
+        assert [row["image"].split()[0] for row in mine] == [f"k{k:03d}" for k in scored]
+        for row in mine[:: len(mine) // 4]:
+            k = int(row["image"][1:4])
+            want = fm(fused[k], src["FLAIR"][k], src["T1"][k])
+            for m in ("MI", "Qabf", "SSIM"):
+                assert float(row[m]) == pytest.approx(want[m], rel=1e-9)
+        assert float(summ[(name, "MI")]["mean"]) == pytest.approx(np.mean([float(x["MI"]) for x in mine]))
+        ise = float(summ[(name, "ISE")]["mean"])
+        assert ise == pytest.approx(interslice_excess(fused, src["FLAIR"], src["T1"]), abs=1e-9)
+        run = json.loads((stroke_fused[method] / "run.json").read_text())
+        assert ise == pytest.approx(run["interslice_excess"], abs=1e-6)
+    assert float(summ[("avg", "ISE")]["mean"]) == 0.0  # the mean never out-changes a source
+    assert float(summ[("laplacian", "ISE")]["mean"]) > 0.01  # max-abs detail selection does
+    md = (out / "summary.md").read_text()
+    assert "| ISE ↓ (volume) | **0.0000** |" in md
+    rec = json.loads((out / "evaluate.json").read_text())
+    assert len(rec["interslice"]["avg"]["per_gap"]) == len(fused) - 1
+    assert rec["sources"]["avg"]["a"].endswith("FLAIR.nii.gz")
+    assert (out / "interslice.png").is_file() and len(list(out.glob("boxplot_*.png"))) == 3
+
+
+def test_evaluate_volume_errors(stroke_fused, stroke_dir, tmp_path):
+    # --fused and --volume together, or neither: usage
+    r = CliRunner().invoke(cli, ["evaluate", "--volume", str(stroke_fused["average"]), "--fused",
+                                 str(tmp_path), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--volume" in r.output
+    # not a fuse output: one line, exit 3
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(cli, ["evaluate", "--volume", str(tmp_path / "empty"), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 3 and "fused.nii.gz" in r.output and r.output.count("\n") == 1
+    # a fused volume without run.json needs its sources
+    (tmp_path / "bare").mkdir()
+    shutil.copy(stroke_fused["average"] / "fused.nii.gz", tmp_path / "bare" / "fused.nii.gz")
+    r = CliRunner().invoke(cli, ["evaluate", "--volume", str(tmp_path / "bare"), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 3 and "--a and --b" in r.output
+    # ... given, it is scored as fuse's defaults would have fed them (no registration)
+    r = CliRunner().invoke(cli, ["evaluate", "--volume", str(tmp_path / "bare" / "fused.nii.gz"),
+                                 "--a", str(stroke_dir / "FLAIR.nii.gz"), "--b", str(stroke_dir / "T1.nii.gz"),
+                                 "--metrics", "MI", "--no-plots", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "bare" in r.output and "no run.json" in r.output
+    # sources on another grid than the fused volume: exit 4
+    r = CliRunner().invoke(cli, ["evaluate", "--volume", str(tmp_path / "bare"), "--a",
+                                 str(stroke_dir / "FLAIR.nii.gz"), "--b", str(REPO / "medfuse" / "data" / "demo" / "mr"),
+                                 "--metrics", "MI", "-o", str(tmp_path / "o2")])
+    assert r.exit_code == 4 and "grid" in r.output
+
+
+def test_evaluate_colour_fusion_volume(stroke_dir, tmp_path):
+    """FLAIR colourised (HOT_IRON) over T1: the RGB volume is scored on its luma against the luma
+    the method fused; evaluate's ISE is the one fuse recorded."""
+    import json
+
+    from medfuse.fusion.scoring import evaluate_volumes
+
+    out = tmp_path / "dwt"
+    r = CliRunner().invoke(cli, ["fuse", str(stroke_dir / "FLAIR.nii.gz"), str(stroke_dir / "T1.nii.gz"),
+                                 "-o", str(out), "--method", "dwt", "--functional", "a", "--palette",
+                                 "HOT_IRON", "--format", "nifti", "-q"])
+    assert r.exit_code == 0, r.output
+    res = evaluate_volumes({"dwt": out}, metrics=["MI"], progress=False)
+    run = json.loads((out / "run.json").read_text())
+    assert res.volume["dwt"]["ISE"] == pytest.approx(run["interslice_excess"], abs=1e-6)
+    assert 0.01 < res.volume["dwt"]["ISE"] < 1
+    assert res.sources["dwt"]["functional"] == {"a": True, "b": False}
+    assert res.summary["dwt"]["MI"]["n"] > 100 and res.summary["dwt"]["MI"]["mean"] > 1

@@ -58,6 +58,7 @@ def test_demo_runs_from_the_package(tmp_path: Path):
         "dicom",
         "fused.nii.gz",
         "preview.png",
+        "review.png",
         "run.json",
         "transform.tfm",
     ]
@@ -127,6 +128,7 @@ def test_stroke_flair_colourised_over_t1(tmp_path: Path, stroke_dir: Path):
         "dicom",
         "fused.nii.gz",
         "preview.png",
+        "review.png",
         "run.json",
         "transform.tfm",
     ]
@@ -259,7 +261,8 @@ def test_folders_gray_task_and_mismatched_names(tmp_path: Path, harvard_dir: Pat
     os.symlink(src / "MRI" / names[2], b / names[2])
     res = _invoke(str(a), str(b), "-o", str(out), "--method", "guided-filter", "-q")
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == [".medfuse-output", "fused", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".medfuse-output", "fused", "review.png",
+                                                     "run.json"]
     fused = np.asarray(Image.open(out / "fused" / names[0]))
     ct = np.asarray(Image.open(a / names[0]).convert("L"))
     assert fused.shape == ct.shape and fused.std() > 10

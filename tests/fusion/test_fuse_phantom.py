@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 def test_outputs_and_run_record(phantom_run: Path, phantom_dir: Path):
     names = sorted(p.name for p in phantom_run.iterdir())
-    assert names == [".medfuse-output", "dicom", "fused.nii.gz", "preview.png", "run.json",
-                     "transform.tfm"]
+    assert names == [".medfuse-output", "dicom", "fused.nii.gz", "preview.png", "review.png",
+                     "run.json", "transform.tfm"]
     run = json.loads((phantom_run / "run.json").read_text())
     assert run["reference_grid"] == "b" and run["method"]["method"] == "laplacian"
     a, b = run["inputs"]

@@ -180,7 +180,8 @@ def fuse_folders(
         run = run_record("medfuse fuse (2D folders)", inputs, task, method,
                          {"device": str(device)}, outputs, tmp, opt, clock)
         write_record(run, tmp)
-    clock.log(f"fused {len(names)} pairs with {method_name} into {out} in {clock.times['total']:.1f} s")
+    total = clock.times["total"]
+    clock.log(f"fused {len(names)} pairs with {method_name} into {out} in {total:.1f} s")
     return run
 
 

@@ -78,6 +78,21 @@ __all__ = ["command"]
     help="Slices per batch (default: from free memory).",
 )
 @click.option(
+    "--tile",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="PIXELS",
+    help="Networks: fuse slices in overlapping tiles of this size (0: whole slices; default: "
+    "see docs/fuse.md).",
+)
+@click.option(
+    "--tile-overlap",
+    type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+    default=None,
+    metavar="FRACTION",
+    help="Networks: fraction of a tile shared with its neighbours [default: 0.25].",
+)
+@click.option(
     "--window-a",
     default=None,
     metavar="SPEC",
@@ -140,6 +155,8 @@ def command(
     axis,
     device,
     batch_size,
+    tile,
+    tile_overlap,
     window_a,
     window_b,
     functional,
@@ -208,6 +225,8 @@ def command(
         axis=axis,
         device=device,
         batch_size=batch_size,
+        tile=tile,
+        tile_overlap=tile_overlap,
         window_a=window_a,
         window_b=window_b,
         functional=functional,

@@ -63,6 +63,9 @@ class FuseOptions:
         overwrite: replace an existing non-empty output folder.
         progress: show progress bars.
         series_a, series_b: SeriesInstanceUID to pick from folders holding several series.
+        tile: network methods: fuse slices in overlapping tiles of this size (pixels; 0 = whole
+            slices; None = the method's default, see docs/fuse.md "Tiling").
+        tile_overlap: fraction of a tile shared with its neighbours (None: 0.25).
     """
 
     method: str = "auto"
@@ -83,6 +86,8 @@ class FuseOptions:
     progress: bool = True
     series_a: str | None = None
     series_b: str | None = None
+    tile: int | None = None
+    tile_overlap: float | None = None
 
     def __post_init__(self) -> None:
         if str(self.axis) in ("0", "1", "2"):
@@ -115,6 +120,10 @@ class FuseOptions:
             raise InputError(f"--reference must be a, b or auto, not '{self.reference}'")
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise InputError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.tile is not None and self.tile != 0 and int(self.tile) < 16:
+            raise InputError(f"--tile must be 0 (whole slices) or at least 16, got {self.tile}")
+        if self.tile_overlap is not None and not 0.0 <= float(self.tile_overlap) < 1.0:
+            raise InputError(f"--tile-overlap must be in [0, 1), got {self.tile_overlap}")
         palette_lut(self.palette)  # an unknown palette fails here
         parse_window(self.window_a)
         parse_window(self.window_b)

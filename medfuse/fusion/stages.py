@@ -107,12 +107,14 @@ def resolve_method_name(opt: FuseOptions, task: str | None) -> str:
         raise InputError(f"unknown fusion method '{name}' (known: auto, {', '.join(known)})")
     if opt.weights and not issubclass(METHODS[name], NetworkFusion):
         raise InputError(f"--weights is for network methods; '{name}' takes none")
+    if opt.tile and not issubclass(METHODS[name], NetworkFusion):
+        raise InputError(f"--tile is for network methods; '{name}' fuses whole slices")
     return name
 
 
 def build_method(name: str, opt: FuseOptions, task: str | None, device: torch.device) -> Any:
     """The :class:`~medfuse.fusion.base.FusionMethod` ``name`` on ``device`` (a network gets
-    ``task`` and ``opt.weights``).
+    ``task``, ``opt.weights`` and the tiling options).
 
     Raises:
         WeightsError: a network without usable weights.
@@ -123,6 +125,10 @@ def build_method(name: str, opt: FuseOptions, task: str | None, device: torch.de
     extra: dict[str, Any] = {}
     if issubclass(METHODS[name], NetworkFusion):
         extra = {"task": task, "weights": opt.weights}
+        if opt.tile is not None:
+            extra["tile"] = opt.tile
+        if opt.tile_overlap is not None:
+            extra["tile_overlap"] = opt.tile_overlap
     return get_method(name, device=device, **extra)
 
 

@@ -78,6 +78,13 @@ __all__ = ["command"]
     help="Slices per batch (default: from free memory).",
 )
 @click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="CPU threads for torch (0: the cores other processes leave free).",
+)
+@click.option(
     "--tile",
     type=click.IntRange(min=0),
     default=None,
@@ -155,6 +162,7 @@ def command(
     axis,
     device,
     batch_size,
+    threads,
     tile,
     tile_overlap,
     window_a,
@@ -238,6 +246,9 @@ def command(
         series_b=series_b,
     )
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))
+    from medfuse.runtime import set_threads
+
+    set_threads(threads)
     fuse_pair(a, b, out_dir, opts, log=log)
     if peer is not None:
         _send(out_dir, peer, quiet, log)

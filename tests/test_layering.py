@@ -35,7 +35,7 @@ CLI_ENTRY_POINTS = {"medfuse.__main__"}
 LAYERS: list[set[str]] = [
     {"medfuse.errors"},
     {"medfuse"},
-    {"medfuse.io", "medfuse.data"},
+    {"medfuse.io", "medfuse.data", "medfuse.runtime"},
     {"medfuse.transforms"},
     {"medfuse.registration", "medfuse.metrics", "medfuse.pacs"},
     {"medfuse.nets"},

@@ -25,6 +25,13 @@ __all__ = ["command"]
     "--demo", is_flag=True, help="Fuse the CT/MR demo pair shipped inside the package (no A and B)."
 )
 @add_study_options
+@click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="CPU threads for torch (0: the cores other processes leave free).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing non-empty output folder.")
 @click.option(
     "--no-review",
@@ -61,6 +68,8 @@ def command(
     axis,
     device,
     batch_size,
+    tile,
+    tile_overlap,
     window_a,
     window_b,
     functional,
@@ -70,6 +79,7 @@ def command(
     series_b,
     skip_unreadable,
     allow_different_patients,
+    threads,
     overwrite,
     no_review,
     send_pacs,
@@ -139,6 +149,8 @@ def command(
         axis=axis,
         device=device,
         batch_size=batch_size,
+        tile=tile,
+        tile_overlap=tile_overlap,
         window_a=window_a,
         window_b=window_b,
         functional=functional,
@@ -153,6 +165,9 @@ def command(
         review=not no_review,
     )
     log = None if quiet else (lambda s: click.echo(f"medfuse: {s}", err=True))
+    from medfuse.runtime import set_threads
+
+    set_threads(threads)
     fuse_pair(a, b, out_dir, opts, log=log)
     if peer is not None:
         _send(out_dir, peer, quiet, log)

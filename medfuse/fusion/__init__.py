@@ -38,7 +38,7 @@ _LAZY = {
     "fuse_slices": "medfuse.fusion.slices",
     "auto_batch_size": "medfuse.fusion.slices",
     "fuse_volumes": "medfuse.fusion.pipeline",
-    "FuseOptions": "medfuse.fusion.pipeline",
+    "FuseOptions": "medfuse.fusion.options",
     "fuse_folders": "medfuse.fusion.folders",
 }
 

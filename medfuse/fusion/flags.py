@@ -83,6 +83,21 @@ _TABLE: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         help="Slices per batch (default: from free memory).",
     ),
     _opt(
+        "--tile",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="PIXELS",
+        help="Networks: fuse slices in overlapping tiles of this size (0: whole slices; default: "
+        "see docs/fuse.md).",
+    ),
+    _opt(
+        "--tile-overlap",
+        type=click.FloatRange(min=0.0, max=1.0, max_open=True),
+        default=None,
+        metavar="FRACTION",
+        help="Networks: fraction of a tile shared with its neighbours [default: 0.25].",
+    ),
+    _opt(
         "--window-a",
         default=None,
         metavar="SPEC",

@@ -14,11 +14,8 @@ grayscale source flagged functional is colourised with the palette first.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,18 @@ import numpy as np
 import torch
 
 from medfuse.errors import InputError
+from medfuse.io.writers import to_uint8, write_png
+
+from .options import FuseOptions
+from .stages import (
+    StageClock,
+    build_method,
+    fuse_stage,
+    resolve_method_name,
+    run_record,
+    split_colour,
+    write_record,
+)
 
 __all__ = ["IMAGE_SUFFIXES", "is_image_folder", "fuse_folders", "read_image"]
 
@@ -100,16 +109,20 @@ def fuse_folders(
     a: str | os.PathLike,
     b: str | os.PathLike,
     out_dir: str | os.PathLike,
-    options: Any = None,
+    options: FuseOptions | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Fuse every pair of same-named 2D images of two folders (see module docstring).
+
+    The stages of :func:`~medfuse.fusion.pipeline.fuse_volumes`, where the inputs differ: load
+    reads image pairs, there is nothing to register, prepare groups the pairs by size and splits
+    colour, write writes PNGs.
 
     Args:
         a: folder of source A images (CT, PET or SPECT; RGB means a colour task).
         b: folder of source B images (MRI).
         out_dir: output folder (written atomically).
-        options: :class:`~medfuse.fusion.pipeline.FuseOptions` (method, task, weights, device,
+        options: :class:`~medfuse.fusion.options.FuseOptions` (method, task, weights, device,
             batch_size, functional, palette, overwrite, progress are used).
         log: one-line messages.
 
@@ -119,19 +132,76 @@ def fuse_folders(
     Raises:
         InputError: names do not match, sizes differ, unreadable images.
     """
-    from medfuse.fusion.base import get_method
-    from medfuse.fusion.pipeline import FuseOptions, _auto_method, _Stages, _versions
-    from medfuse.fusion.slices import fuse_slices, resolve_device
+    from medfuse.fusion.slices import resolve_device
     from medfuse.io.atomic import AtomicOutputDir, check_output_dir
-    from medfuse.io.checksums import output_hashes
-    from medfuse.io.writers import to_uint8, write_png
-    from medfuse.transforms.colour import colourise, rgb_to_ycbcr, ycbcr_to_rgb
 
     opt = options or FuseOptions()
-    st = _Stages(opt.progress, log)
-    t_all = time.perf_counter()
+    clock = StageClock(opt.progress, log)
     pa, pb = Path(a), Path(b)
     out = check_output_dir(out_dir, opt.overwrite, inputs=(pa, pb))
+    opt.check()
+    names, ia, ib = _pair_names(pa, pb)
+    device = resolve_device(opt.device)
+    task = opt.task or _TASK_BY_NAME.get(pa.name.upper()) or _TASK_BY_NAME.get(pb.name.upper())
+    method_name = resolve_method_name(opt, task)
+    method = build_method(method_name, opt, task, device)
+
+    with clock.stage("load"):
+        xs_a, xs_b = _load_pairs(names, ia, ib, clock)
+    with clock.stage("fuse"):
+        colour_a = any(x.ndim == 3 for x in xs_a) or opt.functional == "a"
+        colour_b = any(x.ndim == 3 for x in xs_b) or opt.functional == "b"
+        if colour_a and colour_b:
+            raise InputError(
+                f"{pa} and {pb}: both folders hold colour images; one must be the MRI"
+            )
+        bar = clock.bar("fuse", len(names))
+        results: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        for idx in _by_size(xs_a):
+            (ya, ca), (yb, cb) = (
+                split_colour(_stack(xs, idx, colour, opt.palette), colour, opt.palette)
+                for xs, colour in ((xs_a, colour_a), (xs_b, colour_b))
+            )
+            y, rgb = fuse_stage(method, ya, yb, ca if ca is not None else cb,
+                                opt.batch_size, bar.update)
+            for j, i in enumerate(idx):
+                results[i] = (
+                    to_uint8(y[j, 0]),
+                    None if ca is None and cb is None else np.moveaxis(to_uint8(rgb[j]), 0, -1),
+                )
+        bar.close()
+
+    colour = colour_a or colour_b
+    with AtomicOutputDir(out, overwrite=opt.overwrite, inputs=(pa, pb), command="fuse") as tmp:
+        with clock.stage("write"):
+            _write_pngs(names, results, colour, tmp, clock)
+            if opt.review:  # A | B | fused | alignment check for a sample of pairs
+                from medfuse.fusion.review import write_pairs_review
+
+                pairs = (results[i] for i in range(len(names)))
+                shown = [y if rgb is None else rgb for y, rgb in pairs]
+                write_pairs_review(tmp / "review.png", names, xs_a, xs_b, shown, method_name, task)
+        inputs = {
+            "inputs": {"a": str(pa), "b": str(pb), "pairs": len(names)},
+            "colour_task": colour,
+            "palette": opt.palette.upper() if colour else None,
+        }
+        outputs = (["fused/"] + (["rgb/"] if colour else []) + ["review.png"] * opt.review
+                   + ["run.json"])
+        run = run_record("medfuse fuse (2D folders)", inputs, task, method,
+                         {"device": str(device)}, outputs, tmp, opt, clock)
+        write_record(run, tmp)
+    total = clock.times["total"]
+    clock.log(f"fused {len(names)} pairs with {method_name} into {out} in {total:.1f} s")
+    return run
+
+
+def _pair_names(pa: Path, pb: Path) -> tuple[list[str], dict[str, Path], dict[str, Path]]:
+    """The image names both folders hold (sorted), and each folder's name -> file map.
+
+    Raises:
+        InputError: an empty folder, or names without a partner.
+    """
     ia, ib = _images(pa), _images(pb)
     if not ia:
         raise InputError(f"{pa}: no PNG/TIFF/BMP/JPEG image found")
@@ -143,27 +213,14 @@ def fuse_folders(
             f"{pa} and {pb}: image names do not match ({len(missing)} without a partner, e.g. "
             f"{', '.join(missing[:5])})"
         )
-    names = sorted(ia)
-    device = resolve_device(opt.device)
-    task = opt.task or _TASK_BY_NAME.get(pa.name.upper()) or _TASK_BY_NAME.get(pb.name.upper())
-    method_name = opt.method if opt.method != "auto" else _auto_method(task)
-    if opt.method == "auto" and opt.weights:  # a weights file names its own network
-        method_name = "network"
-    from medfuse.fusion.base import METHODS, list_methods
-    from medfuse.fusion.network import NetworkFusion
+    return sorted(ia), ia, ib
 
-    if method_name not in list_methods():
-        raise InputError(
-            f"unknown fusion method '{method_name}' (known: auto, {', '.join(list_methods())})"
-        )
-    network = issubclass(METHODS[method_name], NetworkFusion)
-    if opt.weights and not network:
-        raise InputError(f"--weights is for network methods; '{method_name}' takes none")
-    mopts = {"task": task, "weights": opt.weights} if network else {}
-    method = get_method(method_name, device=device, **mopts)
 
-    t0 = time.perf_counter()
-    bar = st.bar("load", len(names))
+def _load_pairs(
+    names: list[str], ia: dict[str, Path], ib: dict[str, Path], clock: StageClock
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Read every pair (uint8, (H, W) or (H, W, 3)); the two images of a pair must match in size."""
+    bar = clock.bar("load", len(names))
     xs_a, xs_b = [], []
     for n in names:
         ra, rb = read_image(ia[n]), read_image(ib[n])
@@ -175,89 +232,57 @@ def fuse_folders(
         xs_b.append(rb)
         bar.update(1)
     bar.close()
-    st.timed("load", t0)
+    return xs_a, xs_b
 
-    t0 = time.perf_counter()
-    colour_a = any(x.ndim == 3 for x in xs_a) or opt.functional == "a"
-    colour_b = any(x.ndim == 3 for x in xs_b) or opt.functional == "b"
-    if colour_a and colour_b:
-        raise InputError(f"{pa} and {pb}: both folders hold colour images; one must be the MRI")
-    fused_y: list[np.ndarray] = []
-    fused_rgb: list[np.ndarray | None] = []
-    bar = st.bar("fuse", len(names))
-    by_size: dict[tuple[int, int], list[int]] = {}
-    for i, xa in enumerate(xs_a):
-        by_size.setdefault(xa.shape[:2], []).append(i)
-    results: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-    for _size, idx in by_size.items():
-        srcs, chroma = [], None
-        for xs, colour in ((xs_a, colour_a), (xs_b, colour_b)):
-            t = []
-            for i in idx:
-                x = torch.from_numpy(xs[i].astype(np.float32) / 255.0)
-                if colour:
-                    if x.ndim == 3:
-                        t.append(x.permute(2, 0, 1))
-                    elif any(v.ndim == 3 for v in xs):  # a gray image among colour ones
-                        t.append(x[None].expand(3, -1, -1))
-                    else:  # a grayscale folder flagged functional: colourise it
-                        t.append(colourise(x[None], opt.palette))
-                else:
-                    t.append(x[None] if x.ndim == 2 else rgb_to_ycbcr(x.permute(2, 0, 1))[:1])
-            s = torch.stack(t)
-            if colour:
-                ycc = rgb_to_ycbcr(s)
-                chroma, s = ycc[:, 1:], ycc[:, :1]
-            srcs.append(s.contiguous())
-        y = fuse_slices(method, srcs[0], srcs[1], batch_size=opt.batch_size, progress=bar.update)
-        rgb = None if chroma is None else ycbcr_to_rgb(torch.cat([y, chroma], 1))
-        for j, i in enumerate(idx):
-            results[i] = (
-                to_uint8(y[j, 0]),
-                None if rgb is None else np.moveaxis(to_uint8(rgb[j]), 0, -1),
-            )
-    bar.close()
-    for i in range(len(names)):
-        fused_y.append(results[i][0])
-        fused_rgb.append(results[i][1])
-    st.timed("fuse", t0)
 
-    t0 = time.perf_counter()
-    colour = colour_a or colour_b
-    bar = st.bar("write", len(names))
-    with AtomicOutputDir(out, overwrite=opt.overwrite, inputs=(pa, pb), command="fuse") as tmp:
-        (tmp / "fused").mkdir()
+def _by_size(xs: list[np.ndarray]) -> list[list[int]]:
+    """Indices of ``xs`` grouped by image size (each group is fused as one stack)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(xs):
+        groups.setdefault(x.shape[:2], []).append(i)
+    return list(groups.values())
+
+
+def _stack(xs: list[np.ndarray], idx: list[int], colour: bool, palette: str) -> torch.Tensor:
+    """Images ``idx`` of one folder as (N, C, H, W) float32 in [0, 1].
+
+    A colour folder gives RGB (C = 3; a grey image among colour ones is repeated, a grey folder
+    flagged functional is colourised with ``palette``); a grey folder gives C = 1 (an RGB image
+    in it, its luma).
+    """
+    from medfuse.transforms.colour import colourise, rgb_to_ycbcr
+
+    t = []
+    for i in idx:
+        x = torch.from_numpy(xs[i].astype(np.float32) / 255.0)
         if colour:
-            (tmp / "rgb").mkdir()
-        for n, y8, rgb8 in zip(names, fused_y, fused_rgb):
-            write_png(y8, tmp / "fused" / f"{n}.png")
-            if rgb8 is not None:
-                write_png(rgb8, tmp / "rgb" / f"{n}.png")
-            bar.update(1)
-        bar.close()
-        if opt.review:  # A | B | fused | alignment check for a sample of pairs
-            from medfuse.fusion.review import write_pairs_review
+            if x.ndim == 3:
+                t.append(x.permute(2, 0, 1))
+            elif any(v.ndim == 3 for v in xs):  # a gray image among colour ones
+                t.append(x[None].expand(3, -1, -1))
+            else:  # a grayscale folder flagged functional: colourise it
+                t.append(colourise(x[None], palette))
+        else:
+            t.append(x[None] if x.ndim == 2 else rgb_to_ycbcr(x.permute(2, 0, 1))[:1])
+    return torch.stack(t)
 
-            shown = [y if rgb is None else rgb for y, rgb in zip(fused_y, fused_rgb)]
-            write_pairs_review(tmp / "review.png", names, xs_a, xs_b, shown, method_name, task)
-        st.timed("write", t0)
-        st.times["total"] = round(time.perf_counter() - t_all, 4)
-        run = {
-            "command": "medfuse fuse (2D folders)",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "inputs": {"a": str(pa), "b": str(pb), "pairs": len(names)},
-            "colour_task": colour,
-            "palette": opt.palette.upper() if colour else None,
-            "task": task,
-            "method": method.info(),
-            "device": str(device),
-            "outputs": ["fused/"] + (["rgb/"] if colour else []) + ["review.png"] * opt.review
-            + ["run.json"],
-            "output_sha256": output_hashes(tmp),
-            "timings_s": dict(st.times),
-            "versions": _versions(),
-            "options": {k: v for k, v in asdict(opt).items() if k != "progress"},
-        }
-        (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
-    st.log(f"fused {len(names)} pairs with {method_name} into {out} in {st.times['total']:.1f} s")
-    return run
+
+def _write_pngs(
+    names: list[str],
+    results: dict[int, tuple[np.ndarray, np.ndarray | None]],
+    colour: bool,
+    tmp: Path,
+    clock: StageClock,
+) -> None:
+    """``fused/<name>.png`` (and ``rgb/<name>.png`` for a colour task) into ``tmp``."""
+    (tmp / "fused").mkdir()
+    if colour:
+        (tmp / "rgb").mkdir()
+    bar = clock.bar("write", len(names))
+    for i, n in enumerate(names):
+        y, rgb = results[i]
+        write_png(y, tmp / "fused" / f"{n}.png")
+        if rgb is not None:
+            write_png(rgb, tmp / "rgb" / f"{n}.png")
+        bar.update(1)
+    bar.close()

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from medfuse.errors import WeightsError
+from medfuse.errors import InputError, WeightsError
 
 from .base import FusionMethod, register_method
 
@@ -33,6 +33,10 @@ class NetworkFusion(FusionMethod):
         weights: a weights file (.safetensors or .pt) instead of the shipped ones.
         model: an already built ``nn.Module`` (then ``task``/``weights`` are only recorded).
         amp: autocast on CUDA (default True).
+        tile: fuse slices larger than ``tile`` x ``tile`` in overlapping tiles of that size
+            (MONAI's sliding-window inference, tiles blended with a Gaussian weight); 0 or None
+            fuses whole slices. Slices that fit in one tile are always fused whole.
+        tile_overlap: fraction of a tile shared with its neighbours (0 <= overlap < 1).
     """
 
     name = ""
@@ -49,9 +53,21 @@ class NetworkFusion(FusionMethod):
         weights: str | Path | None = None,
         model: nn.Module | None = None,
         amp: bool = True,
+        tile: int | None = None,
+        tile_overlap: float = 0.25,
         **options: Any,
     ) -> None:
-        super().__init__(device, task=task, weights=str(weights) if weights else None, **options)
+        tiling = {"tile": int(tile), "tile_overlap": float(tile_overlap)} if tile else {}
+        super().__init__(
+            device, task=task, weights=str(weights) if weights else None, **tiling, **options
+        )
+        if tile and (int(tile) < 16 or not 0.0 <= float(tile_overlap) < 1.0):
+            raise InputError(
+                f"tile must be 0 (whole slices) or >= 16 pixels and its overlap in [0, 1), got "
+                f"{tile} and {tile_overlap}"
+            )
+        self.tile = int(tile or 0)
+        self.tile_overlap = float(tile_overlap)
         self.task = task
         self.weights = Path(weights) if weights else None
         self.amp = bool(amp)
@@ -93,14 +109,46 @@ class NetworkFusion(FusionMethod):
 
     def fuse(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: D102
         xa, xb = a * 2.0 - 1.0, b * 2.0 - 1.0
-        if self.device.type == "cuda":
-            xa = xa.contiguous(memory_format=torch.channels_last)
-            xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                y = self.model(xa, xb)
+        h, w = xa.shape[-2:]
+        if self.tile and (h > self.tile or w > self.tile):
+            y = self._tiled(xa, xb)
         else:
-            y = self.model(xa, xb)
+            y = self._net(xa, xb)
         return ((y.float() + 1.0) * 0.5).clamp_(0.0, 1.0).contiguous()
+
+    def _net(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        """The network on (B, 1, H, W) inputs in [-1, 1] (autocast and channels_last on CUDA)."""
+        if self.device.type != "cuda":
+            return self.model(xa, xb)
+        xa = xa.contiguous(memory_format=torch.channels_last)
+        xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            return self.model(xa, xb).float()
+
+    def _tiled(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        """The network over overlapping ``tile`` x ``tile`` tiles, blended with a Gaussian weight.
+
+        Args:
+            xa, xb: (B, 1, H, W) in [-1, 1]; a slice smaller than a tile along one side is
+                padded with -1 (black) there.
+
+        Returns:
+            (B, 1, H, W).
+        """
+        from monai.inferers import sliding_window_inference
+
+        out = sliding_window_inference(
+            torch.cat([xa, xb], dim=1),
+            roi_size=(self.tile, self.tile),
+            sw_batch_size=4,
+            predictor=lambda x: self._net(x[:, :1], x[:, 1:]),
+            overlap=self.tile_overlap,
+            mode="gaussian",
+            padding_mode="constant",
+            cval=-1.0,
+        )
+        assert isinstance(out, torch.Tensor)  # one tensor in, one out (not a tuple or dict)
+        return out
 
     def info(self) -> dict[str, Any]:  # noqa: D102
         d = super().info()

@@ -13,35 +13,27 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from .options import FuseOptions
+
 __all__ = ["options_from_flags", "fuse_pair"]
 
 
-def options_from_flags(**flags: Any) -> Any:
-    """:class:`~medfuse.fusion.pipeline.FuseOptions` from ``medfuse fuse`` flag values.
+def options_from_flags(**flags: Any) -> FuseOptions:
+    """:class:`~medfuse.fusion.options.FuseOptions` from ``medfuse fuse`` flag values.
+
+    The flags are the options' own fields under click's names; ``quiet`` is ``not progress`` and
+    a flag left out or None takes the option's default. :class:`FuseOptions` normalises the
+    values (``axis="1"`` -> 1, ``formats="nifti,png"`` -> a tuple, the palette upper-cased).
 
     Args:
         flags: click parameter names of ``medfuse fuse`` (``method``, ``task``, ``weights``,
             ``reference``, ``register``, ``transform``, ``axis``, ``device``, ``batch_size``,
             ``window_a``, ``window_b``, ``functional``, ``palette``, ``formats`` (comma list),
-            ``series_a``, ``series_b``, ``overwrite``, ``quiet``); missing ones take the defaults.
+            ``series_a``, ``series_b``, ``overwrite``, ``quiet``).
     """
-    from medfuse.fusion.pipeline import FuseOptions
-
-    f = dict(flags)
+    f = {k: v for k, v in flags.items() if v is not None}
     quiet = bool(f.pop("quiet", False))
-    axis = f.pop("axis", "axial")
-    formats = f.pop("formats", None)
-    palette = f.pop("palette", None)
-    if isinstance(formats, str):
-        formats = tuple(x.strip().lower() for x in formats.split(",") if x.strip()) or None
-    opts = {k: v for k, v in f.items() if v is not None}
-    return FuseOptions(
-        **opts,
-        axis=int(axis) if str(axis) in ("0", "1", "2") else axis,
-        formats=tuple(formats) if formats else None,
-        palette=str(palette or "PET").upper(),
-        progress=not quiet,
-    )
+    return FuseOptions(**f, progress=not quiet)
 
 
 def fuse_pair(

@@ -98,6 +98,14 @@ _TABLE: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         help="Networks: fraction of a tile shared with its neighbours [default: 0.25].",
     ),
     _opt(
+        "--backend",
+        type=click.Choice(["eager", "onnxruntime"]),
+        default="eager",
+        show_default=True,
+        help="Networks on the CPU: eager PyTorch (the reference) or ONNX Runtime (faster, "
+        "within 1e-5; pip install 'medfuse[ort]').",
+    ),
+    _opt(
         "--window-a",
         default=None,
         metavar="SPEC",

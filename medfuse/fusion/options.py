@@ -34,6 +34,9 @@ Register = Literal["auto", "rigid", "affine", "none"]
 Reference = Literal["auto", "a", "b"]
 Axis = Literal["axial", "coronal", "sagittal", 0, 1, 2]
 Side = Literal["a", "b"]
+Backend = Literal["eager", "onnxruntime"]
+#: network inference backends (:data:`medfuse.nets.BACKENDS`, listed here without importing torch).
+BACKENDS = ("eager", "onnxruntime")
 
 
 @dataclass
@@ -66,6 +69,8 @@ class FuseOptions:
         tile: network methods: fuse slices in overlapping tiles of this size (pixels; 0 = whole
             slices; None = the method's default, see docs/fuse.md "Tiling").
         tile_overlap: fraction of a tile shared with its neighbours (None: 0.25).
+        backend: network methods: "eager" (PyTorch, the reference) or "onnxruntime" (CPU only,
+            faster; needs ``pip install 'medfuse[ort]'``).
         skip_unreadable: fuse a DICOM series without its unreadable files (recorded in run.json)
             instead of failing.
         allow_different_patients: fuse inputs whose PatientID (or PatientBirthDate) differ.
@@ -92,6 +97,7 @@ class FuseOptions:
     series_b: str | None = None
     tile: int | None = None
     tile_overlap: float | None = None
+    backend: Backend = "eager"
     skip_unreadable: bool = False
     allow_different_patients: bool = False
     review: bool = True
@@ -131,6 +137,10 @@ class FuseOptions:
             raise InputError(f"--tile must be 0 (whole slices) or at least 16, got {self.tile}")
         if self.tile_overlap is not None and not 0.0 <= float(self.tile_overlap) < 1.0:
             raise InputError(f"--tile-overlap must be in [0, 1), got {self.tile_overlap}")
+        if self.backend not in BACKENDS:
+            raise InputError(
+                f"--backend must be one of {', '.join(BACKENDS)}, not '{self.backend}'"
+            )
         palette_lut(self.palette)  # an unknown palette fails here
         parse_window(self.window_a)
         parse_window(self.window_b)

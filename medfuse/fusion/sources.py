@@ -1,11 +1,12 @@
 """The two sources of a fused volume, on the fused grid, as ``medfuse fuse`` fed them to the method.
 
-:func:`slices_on_grid` is the prepare stage of :func:`~medfuse.fusion.pipeline.fuse_volumes`
-(window each input on its own grid, resample the moving one onto the reference grid in physical
-space with the registration matrix, cut slices, colourise the functional input and take its luma)
-as a function of its inputs; :func:`load_fuse_output` reads a ``medfuse fuse`` output folder back:
-the fused NIfTI, and the sources re-read from the paths in its run.json (or given), windowed with
-the same window specs and resampled with the folder's ``transform.tfm``. No registration is run.
+:func:`slices_on_grid` runs the prepare stage of :func:`~medfuse.fusion.pipeline.fuse_volumes`
+(:mod:`medfuse.fusion.volume.prepare`: window each input on its own grid, resample the moving one
+onto the reference grid in physical space with the registration matrix, cut slices, colourise the
+functional input and take its luma) on given inputs; :func:`load_fuse_output` reads a
+``medfuse fuse`` output folder back: the fused NIfTI, and the sources re-read from the paths in
+its run.json (or given), windowed with the same window specs and resampled with the folder's
+``transform.tfm``. No registration is run.
 """
 
 from __future__ import annotations
@@ -67,35 +68,10 @@ def slices_on_grid(
     Returns:
         :class:`OnGrid`.
     """
-    from medfuse.transforms import ExtractSlices, ResampleToReference
-    from medfuse.transforms.colour import colourise, rgb_to_ycbcr
+    from medfuse.fusion.volume.prepare import cut_on_grid, window_inputs
 
-    windowed, wins = [], []
-    for n, v in enumerate(vols):
-        x = v
-        if x.shape[0] == 3 and not functional[n]:  # RGB anatomical input: use its luma
-            x = rgb_to_ycbcr(x, dim=0)[:1]
-        if x.shape[0] == 3:  # an already coloured functional input: window each channel as is
-            lo, hi = float(x.min()), float(x.max())
-            y = (x - lo) / max(hi - lo, 1e-6)
-            y.meta["window"] = {"preset": "rgb range", "lower": lo, "upper": hi}
-        else:
-            y = windows[n](x)
-        wins.append(dict(y.meta.get("window", {})))
-        windowed.append(y)
-    ref_w, mov_w = windowed[reference], windowed[1 - reference]
-    moved = ResampleToReference()(mov_w, ref_w, pre_affine=matrix)
-    on_grid = [ref_w, moved] if reference == 0 else [moved, ref_w]
-    cut = ExtractSlices(axis)
-    sl = [cut(v) for v in on_grid]
-    luma, chroma = [], None
-    for n in range(2):
-        s = sl[n].as_tensor()
-        if functional[n]:
-            rgb = s if s.shape[1] == 3 else colourise(s, palette)
-            ycc = rgb_to_ycbcr(rgb)
-            chroma, s = ycc[:, 1:], ycc[:, :1]
-        luma.append(s.contiguous())
+    windowed, wins = window_inputs(vols, windows, functional)
+    sl, luma, chroma = cut_on_grid(windowed, functional, reference, matrix, axis, palette)
     return OnGrid(windowed=sl, luma=luma, chroma=chroma, windows=wins)
 
 

@@ -114,7 +114,7 @@ def resolve_method_name(opt: FuseOptions, task: str | None) -> str:
 
 def build_method(name: str, opt: FuseOptions, task: str | None, device: torch.device) -> Any:
     """The :class:`~medfuse.fusion.base.FusionMethod` ``name`` on ``device`` (a network gets
-    ``task``, ``opt.weights`` and the tiling options).
+    ``task``, ``opt.weights``, the tiling options and the backend).
 
     Raises:
         WeightsError: a network without usable weights.
@@ -129,6 +129,8 @@ def build_method(name: str, opt: FuseOptions, task: str | None, device: torch.de
             extra["tile"] = opt.tile
         if opt.tile_overlap is not None:
             extra["tile_overlap"] = opt.tile_overlap
+        if opt.backend != "eager":
+            extra["backend"] = opt.backend
     return get_method(name, device=device, **extra)
 
 

@@ -115,3 +115,10 @@ def test_no_cache_with_autograd(pair) -> None:
     out.sum().backward()
     assert not bias._cache
     assert bias.mlp[0].weight.grad is not None and float(bias.mlp[0].weight.grad.abs().sum()) > 0
+
+
+def test_fuse_options_list_the_same_backends() -> None:
+    from medfuse.fusion.options import BACKENDS as OPTION_BACKENDS
+    from medfuse.nets import BACKENDS
+
+    assert OPTION_BACKENDS == BACKENDS

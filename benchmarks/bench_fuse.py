@@ -49,7 +49,7 @@ def _variant(spec: str) -> tuple[str, list[str]]:
         if part.startswith("tile"):
             flags += ["--tile", part[4:]]
         else:
-            flags += ["--backend", part]
+            flags += ["--net-backend", part]
     return name, flags
 
 
@@ -171,7 +171,8 @@ def fuse_stage(
                         _random_weights(name, Path(tmp)) if weights == "random" else weights
                     )
                 for flag, value in zip(flags[::2], flags[1::2]):
-                    opts[flag[2:]] = int(value) if flag == "--tile" else value
+                    key = {"--tile": "tile", "--net-backend": "backend"}[flag]
+                    opts[key] = int(value) if flag == "--tile" else value
             method = get_method(name, device=dev, **opts)
             bs = batch_size or auto_batch_size(method, 256, 256, n)
             fuse_slices(method, a[:bs], b[:bs], batch_size=bs)  # warm-up (kernels, caches)

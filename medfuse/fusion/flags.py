@@ -98,7 +98,7 @@ _TABLE: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         help="Networks: fraction of a tile shared with its neighbours [default: 0.25].",
     ),
     _opt(
-        "--backend",
+        "--net-backend",
         type=click.Choice(["eager", "onnxruntime"]),
         default="eager",
         show_default=True,

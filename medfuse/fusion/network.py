@@ -97,9 +97,13 @@ class NetworkFusion(FusionMethod):
         from medfuse.nets import BACKENDS, with_backend
 
         if backend not in BACKENDS:
-            raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, not '{backend}'")
+            raise InputError(
+                f"--net-backend must be one of {', '.join(BACKENDS)}, not '{backend}'"
+            )
         if self.device.type != "cpu":
-            raise InputError(f"--backend {backend} runs on the CPU; use --device cpu (or eager)")
+            raise InputError(
+                f"--net-backend {backend} runs on the CPU; use --device cpu (or eager)"
+            )
         try:
             return with_backend(self.model, backend, threads=torch.get_num_threads())
         except ImportError as exc:

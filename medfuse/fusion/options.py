@@ -69,7 +69,7 @@ class FuseOptions:
         tile: network methods: fuse slices in overlapping tiles of this size (pixels; 0 = whole
             slices; None = the method's default, see docs/fuse.md "Tiling").
         tile_overlap: fraction of a tile shared with its neighbours (None: 0.25).
-        backend: network methods: "eager" (PyTorch, the reference) or "onnxruntime" (CPU only,
+        net_backend: network methods: "eager" (PyTorch, the reference) or "onnxruntime" (CPU only,
             faster; needs ``pip install 'medfuse[ort]'``).
         skip_unreadable: fuse a DICOM series without its unreadable files (recorded in run.json)
             instead of failing.
@@ -97,7 +97,7 @@ class FuseOptions:
     series_b: str | None = None
     tile: int | None = None
     tile_overlap: float | None = None
-    backend: Backend = "eager"
+    net_backend: Backend = "eager"
     skip_unreadable: bool = False
     allow_different_patients: bool = False
     review: bool = True
@@ -137,9 +137,9 @@ class FuseOptions:
             raise InputError(f"--tile must be 0 (whole slices) or at least 16, got {self.tile}")
         if self.tile_overlap is not None and not 0.0 <= float(self.tile_overlap) < 1.0:
             raise InputError(f"--tile-overlap must be in [0, 1), got {self.tile_overlap}")
-        if self.backend not in BACKENDS:
+        if self.net_backend not in BACKENDS:
             raise InputError(
-                f"--backend must be one of {', '.join(BACKENDS)}, not '{self.backend}'"
+                f"--net-backend must be one of {', '.join(BACKENDS)}, not '{self.net_backend}'"
             )
         palette_lut(self.palette)  # an unknown palette fails here
         parse_window(self.window_a)

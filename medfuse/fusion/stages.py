@@ -129,8 +129,8 @@ def build_method(name: str, opt: FuseOptions, task: str | None, device: torch.de
             extra["tile"] = opt.tile
         if opt.tile_overlap is not None:
             extra["tile_overlap"] = opt.tile_overlap
-        if opt.backend != "eager":
-            extra["backend"] = opt.backend
+        if opt.net_backend != "eager":
+            extra["backend"] = opt.net_backend
     return get_method(name, device=device, **extra)
 
 

@@ -39,10 +39,10 @@ def lps_to_ras(affine: np.ndarray) -> np.ndarray:
 
 
 def dicom_affine(
-    orientation: Sequence[float],
-    first_position: Sequence[float],
-    pixel_spacing: Sequence[float],
-    slice_step: Sequence[float],
+    orientation: Sequence[float] | np.ndarray,
+    first_position: Sequence[float] | np.ndarray,
+    pixel_spacing: Sequence[float] | np.ndarray,
+    slice_step: Sequence[float] | np.ndarray,
 ) -> np.ndarray:
     """Build the RAS affine of a DICOM volume indexed ``(i, j, k)`` = (column, row, slice).
 

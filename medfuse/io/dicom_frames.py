@@ -166,11 +166,13 @@ def _sort_and_check(frames: list[_Frame], label: str) -> tuple[list[_Frame], np.
 
     # index convention "RD" (i along a row, j down a column, right-handed): normal = row x column,
     # the direction in which k grows (sorting with highdicom's default "DR" would reverse it)
-    normal = get_normal_vector(f0.orientation, index_convention="RD")
+    orientation = [float(v) for v in f0.orientation]
+    normal = get_normal_vector(orientation, index_convention="RD")
     if np.linalg.norm(normal) < 0.5:
         raise GeometryError(f"{label}: degenerate ImageOrientationPatient {list(f0.orientation)}")
     normal = normal / np.linalg.norm(normal)
-    order = get_plane_sort_index([f.position for f in frames], f0.orientation, "RD")
+    positions = [[float(v) for v in f.position] for f in frames]
+    order = get_plane_sort_index(positions, orientation, "RD")
     frames = [frames[n] for n in order]
     if len(frames) == 1:
         hdr = f0.header

@@ -132,6 +132,8 @@ def overlays(run: Path, net: str) -> list[str]:
 
 def reproduce(net: str, task: str, epochs: int, extra: list[str]) -> str:
     """The commands that reproduce a shipped run (its overlays, on the CPU) and the paper recipe."""
+    script = (f"\n\nOn the CPU, `bash training_runs/run_s3imfusion.sh {task}` runs the same at the "
+              "lowest priority and resumes where it stopped." if not extra and net == "s3imfusion" else "")
     extra = extra or ["device=cpu", "trainer#threads=1", "trainer#amp=off"]
     return (
         "## Reproduce\n\n"
@@ -142,6 +144,7 @@ def reproduce(net: str, task: str, epochs: int, extra: list[str]) -> str:
         f"--weights {net}=runs/{net}_{task}/{net}-{task}.safetensors\n"
         "```\n\n"
         f"The paper's recipe (GPU): `medfuse train pipelines/{net}_{task}.json`."
+        + script
     )
 
 
@@ -154,9 +157,9 @@ def full_recipe(summary: dict) -> str:
                 " baseline, plus the share of metric-baseline pairs it beats; docs/training.md)"
                 if key == "baseline_score" else "")
     unit_items = int(summary["train_items"])
-    from medfuse.nets import build_network
+    from medfuse.nets import get_network
 
-    params = sum(p.numel() for p in build_network(net, **summary.get("network_kwargs", {})).parameters())
+    params = sum(p.numel() for p in get_network(net, **summary.get("network_kwargs", {})).parameters())
     pet = ("\n- **Task**: the S3IMFusion paper has no PET-MRI experiment; its recipe is applied to "
            "PET-MRI as to SPECT-MRI, and the paper row is left empty.") if (
         net == "s3imfusion" and task == "pet-mri") else ""
@@ -260,7 +263,6 @@ def main(argv: list[str] | None = None) -> int:
         q = merged["tasks"][task]
         if sha256(REPO / q["weights"][net]) != sha256(src):
             raise SystemExit(f"{args.quality}: scored another {net} weights file for {task} than {src}")
-        shutil.copyfile(src, dst)
         q["weights"][net] = str(dst.relative_to(REPO))
         summary["files"]["weights"] = str(dst.relative_to(REPO))
         with open(run / "metrics.csv", newline="") as f:  # every session's epochs (a run may be resumed)
@@ -270,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
                  reproduce(net, task, int(summary["max_epochs"]), extra)]
         if (replaced.get(task) or {}).get("weights", {}).get(net):
             notes.insert(1, replaced_section(net, q, replaced[task]))
-        dst.with_suffix(".md").write_text(render_model_card(summary, quality=q, notes=notes))
+        card = render_model_card(summary, quality=q, notes=notes)  # before anything is replaced
+        shutil.copyfile(src, dst)
+        dst.with_suffix(".md").write_text(card)
         print(f"shipped {dst.relative_to(REPO)} ({dst.stat().st_size / 2**20:.2f} MB) and its card")
     out.write_text(json.dumps(merged, indent=1) + "\n")
     return 0

@@ -136,7 +136,7 @@ def run_task(task: str, weights: dict[str, str], out: Path, baselines: tuple[str
                                        for m in res.summary}
         print(f"\n## {task}, profile {profile} ({result['pairs']} validation pairs)")
         print(summary_text(res))
-    print(f"\nbackground level (grey levels where both sources are black): "
+    print("\nbackground level (grey levels where both sources are black): "
           + ", ".join(f"{k} {v:.2f}" for k, v in result["background"].items()))
     if shipped:
         from medfuse.nets.pretrained import sha256
@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baselines", default=",".join(BASELINES), help="classical methods to score")
     p.add_argument("--out", default="/tmp/medfuse-quality", help="work folder (results: OUT/quality.json)")
     p.add_argument("--against-shipped", action="store_true",
-                   help="also score the shipped weights of each --weights network (under 'shipped')")
+                   help="also score the shipped weights of each --weights network "
+                        "(under 'shipped')")
     args = p.parse_args(argv)
     from medfuse.nets.pretrained import pretrained_path
 

@@ -98,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         net, task = summary["network"], summary["task"]
         weights = run.resolve() / f"{net}-{task}.safetensors"
         if not summary.get("completed") or not weights.is_file():
+            state = "present" if weights.is_file() else "missing"
             print(f"{run}: the run has not finished (completed: {summary.get('completed')}, "
-                  f"{weights.name} {'present' if weights.is_file() else 'missing'})", file=sys.stderr)
+                  f"{weights.name} {state})", file=sys.stderr)
             return 2
         out = args.out / f"{net}_{task}"
         bench_quality.main(["--task", task, "--nets", net, "--against-shipped",

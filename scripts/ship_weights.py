@@ -100,6 +100,9 @@ FULL_TEXT = {
                                   "only MI, EN and PSNR are like-for-like with its table."},
 }
 
+PET_NOTE = ("\n- **Task**: the S3IMFusion paper has no PET-MRI experiment; its recipe is applied "
+            "to PET-MRI as to SPECT-MRI, and the paper row is left empty.")
+
 OVERLAYS = ("pipelines/cpu_reduced_{net}.json", "pipelines/cpu_reduced_ecfusion_randpatch.json")
 
 
@@ -121,7 +124,8 @@ def overlays(run: Path, net: str) -> list[str]:
         if not (REPO / name).is_file() or (net != "ecfusion" and "ecfusion" in name):
             continue
         overlay = json.loads((REPO / name).read_text())
-        keys = [k for k in overlay if not k.startswith("_meta_") and k not in ("output_dir", "device")]
+        keys = [k for k in overlay
+                if not k.startswith("_meta_") and k not in ("output_dir", "device")]
         try:
             if all(_setting(config, k) == overlay[k] for k in keys):
                 found.append(name)
@@ -132,8 +136,10 @@ def overlays(run: Path, net: str) -> list[str]:
 
 def reproduce(net: str, task: str, epochs: int, extra: list[str]) -> str:
     """The commands that reproduce a shipped run (its overlays, on the CPU) and the paper recipe."""
-    script = (f"\n\nOn the CPU, `bash training_runs/run_s3imfusion.sh {task}` runs the same at the "
-              "lowest priority and resumes where it stopped." if not extra and net == "s3imfusion" else "")
+    script = ""
+    if not extra and net == "s3imfusion":
+        script = (f"\n\nOn the CPU, `bash training_runs/run_s3imfusion.sh {task}` runs the same at "
+                  "the lowest priority and resumes where it stopped.")
     extra = extra or ["device=cpu", "trainer#threads=1", "trainer#amp=off"]
     return (
         "## Reproduce\n\n"
@@ -159,13 +165,13 @@ def full_recipe(summary: dict) -> str:
     unit_items = int(summary["train_items"])
     from medfuse.nets import get_network
 
-    params = sum(p.numel() for p in get_network(net, **summary.get("network_kwargs", {})).parameters())
-    pet = ("\n- **Task**: the S3IMFusion paper has no PET-MRI experiment; its recipe is applied to "
-           "PET-MRI as to SPECT-MRI, and the paper row is left empty.") if (
-        net == "s3imfusion" and task == "pet-mri") else ""
+    model = get_network(net, **summary.get("network_kwargs", {}))
+    params = sum(p.numel() for p in model.parameters())
+    pet = PET_NOTE if net == "s3imfusion" and task == "pet-mri" else ""
+    hours = float(summary.get("epoch_time_total_s") or summary["train_time_s"]) / 3600
     return FULL_ON_CPU.format(net=net, task=task, epochs=summary["epochs"],
-                              paper_epochs=PAPER_EPOCHS[net], seen=int(summary["epochs"]) * unit_items,
-                              hours=float(summary.get("epoch_time_total_s") or summary["train_time_s"]) / 3600,
+                              paper_epochs=PAPER_EPOCHS[net], hours=hours,
+                              seen=int(summary["epochs"]) * unit_items,
                               best_epoch=val.get("best_epoch"), key=f"`{key}`", key_note=key_note,
                               pet=pet, params=params, **FULL_TEXT[net])
 
@@ -195,11 +201,10 @@ def deviations(summary: dict, randpatch: bool = False, reduced: bool = True) -> 
                                       ratio=paper_seen / max(seen, 1), full_epoch_h=full_epoch_h)
     else:
         paper_seen = 100 * all_pairs
-        pet = ("\n- **Task**: the S3IMFusion paper has no PET-MRI experiment; its recipe is applied to "
-               "PET-MRI as to SPECT-MRI, and the paper row is left empty.") if task == "pet-mri" else ""
+        pet = PET_NOTE if task == "pet-mri" else ""
         key = (summary.get("validation") or {}).get("key_metric", "Qabf")
-        text = DEVIATIONS[net].format(epochs=epochs, seen=seen, paper_seen=paper_seen, task=task, pet=pet,
-                                      key=key)
+        text = DEVIATIONS[net].format(epochs=epochs, seen=seen, paper_seen=paper_seen, task=task,
+                                      pet=pet, key=key)
     return "## Deviations from the paper\n\n" + text
 
 
@@ -234,8 +239,8 @@ def replaced_section(net: str, quality: dict, old: dict) -> str:
     lines = ["## The weights these replace", "",
              "Scored in the same `benchmarks/bench_quality.py --against-shipped` run (profile "
              f"`paper`; background: the mean fused grey level where both sources are black): the "
-             f"weights shipped before, sha256 `{old.get('sha256', {}).get(net, '?')}` (their own card is in the "
-             "git history), and these.", ""]
+             f"weights shipped before, sha256 `{old.get('sha256', {}).get(net, '?')}` (their own "
+             "card is in the git history), and these.", ""]
     lines += _table(["", *metrics, "background"], [
         ["these weights", *[new[m] for m in metrics], quality.get("background", {}).get(net)],
         ["replaced weights", *[before[m] for m in metrics], old.get("background", {}).get(net)]])

@@ -146,7 +146,8 @@ def test_make_bundles_script_writes_and_checks(tmp_path: Path, weights_file: Pat
     # second run still replaces the folder (its metadata.json tells medfuse it is its own)
     assert not (out / "ecfusion_ct-mri" / ".medfuse-output").exists()
     res = run_python("scripts/make_bundles.py", "--weights-dir", str(wdir), "--out", str(out))
-    assert res.returncode == 0 and not (out / "ecfusion_ct-mri" / ".medfuse-output").exists(), res.stderr
+    assert res.returncode == 0, res.stderr
+    assert not (out / "ecfusion_ct-mri" / ".medfuse-output").exists()
     res = run_python("scripts/make_bundles.py", "--weights-dir", str(wdir), "--out", str(out), "--check")
     assert res.returncode == 0 and "ecfusion_ct-mri: ok" in res.stdout, res.stderr
     # a bundle no longer matching its weights (retrained file) fails the check

@@ -62,7 +62,8 @@ def test_the_committed_full_recipe_run_gets_the_full_recipe_card_text() -> None:
     assert 'reduction="paper"' in text and "`baseline_score`" in text
 
 
-def test_background_level_is_the_fused_grey_where_both_sources_are_black(tmp_path, harvard_dir) -> None:
+def test_background_level_is_the_fused_grey_where_both_sources_are_black(tmp_path,
+                                                                         harvard_dir) -> None:
     """A fused image = MRI + 7 grey levels has a background of exactly 7."""
     names = sorted(p.name for p in (harvard_dir / "CT-MRI" / "CT").glob("*.png"))[:2]
     fa, fb, fused = (tmp_path / d for d in ("CT", "MRI", "fused"))

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from medfuse.bundle import export_bundle
     from medfuse.bundle.check import bundle_problems
     from medfuse.errors import MedfuseError
+    from medfuse.io.guard import MARKER
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights-dir", type=Path, default=REPO / "medfuse" / "weights")
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{dest}: {'ok' if not found else 'MISMATCH'}")
             continue
         export_bundle(dest, weights=weights, overwrite=True)
+        # the output marker holds its creation time: committed bundles would change at every run
+        # (without it, configs/metadata.json still tells medfuse the folder is its own)
+        (dest / MARKER).unlink(missing_ok=True)
         print(f"wrote {dest} from {weights.name}")
     stale = sorted(p for p in args.out.glob("*/") if p.is_dir() and p.name not in wanted) if args.out.is_dir() else []
     for p in stale:

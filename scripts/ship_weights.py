@@ -5,7 +5,9 @@ For every ``RUN`` folder of ``medfuse train`` (holding ``summary.json`` and
 ``medfuse/weights/<net>-<task>.md`` with :func:`medfuse.engines.card.render_model_card`: the run's
 facts, the validation-split quality table of ``benchmarks/bench_quality.py`` (``--quality``,
 copied to ``medfuse/weights/quality.json``), the deviations from the paper and the commands that
-reproduce the run.
+reproduce the run. The recipe (the paper's own, or which CPU-reduced overlays of ``pipelines/``)
+is read back from the run's ``config.json``. ``scripts/ship_run.py`` scores a run against what
+ships and calls this script only when the run is better.
 
 Usage::
 
@@ -56,7 +58,7 @@ DEVIATIONS = {
   epoch) instead of the whole pairs: about a quarter of the pixels per step; {seen} pair
   presentations against {paper_seen} in the paper.
 - **Training data**: 90 % of the Harvard training pairs; 10 % held out for validation
-  (`pipelines/splits/harvard_val10.json`), the best epoch chosen by validation Qabf. The paper
+  (`pipelines/splits/harvard_val10.json`), the best epoch chosen by validation {key}. The paper
   tests on its own 21-pair split (not available).{pet}
 - **Metric conventions**: the S3IMFusion paper's SSIM, AG, SF, Qabf and SCD could not be identified
   (../shared/reference/PAPER_CONVENTIONS.md); the `paper` profile uses the VIFB/CDDFuse
@@ -66,18 +68,79 @@ DEVIATIONS = {
   100 epochs).""",
 }
 
+#: the paper's full recipe trained on a CPU (``training_runs/run_s3imfusion.sh``).
+FULL_ON_CPU = """\
+- **The paper's full recipe, trained on a CPU** (no GPU was lent to this task):
+  `pipelines/{net}_{task}.json` unchanged ({recipe}), {epochs} of {paper_epochs} epochs,
+  {seen} {unit} presentations; one torch thread at the lowest priority on a shared 2-core CPU,
+  float32 throughout (the recipe's `trainer#amp=auto` would use mixed precision on a GPU),
+  {hours:.1f} h of training. The weights are the best epoch ({best_epoch}), not the last.
+- **Loss normalisation**: {loss} (docs/training.md, "Loss normalisation: what the papers write";
+  docs/nets.md).
+- **Training data**: 90 % of the Harvard training pairs; 10 % held out for validation
+  (`pipelines/splits/harvard_val10.json`), the best epoch chosen by validation {key}{key_note}.
+  The paper trains on its own split and reports its test pairs (not available here).{pet}
+- **Network**: {params:,} parameters (its silent choices: docs/nets.md).
+- **Metric conventions**: the `paper` profile reproduces the ECFusion paper's conventions
+  (MI, Qabf, VIF, SSIM, Qcb, Qcv);{conventions}"""
+
+FULL_TEXT = {
+    "ecfusion": {"recipe": "the 9 overlapping 128x128 masked patches per pair, upsampled to "
+                           "256x256, batch 4, Adam lr 1e-3", "unit": "patch",
+                 "loss": "Eq. 16's L2 norm per image and Eq. 15's per-map mean "
+                         "(`loss#reduction` as in the recipe)",
+                 "conventions": " the ECFusion paper's table is like-for-like."},
+    "s3imfusion": {"recipe": "whole 256x256 pairs, batch 16, Adam lr 1e-3", "unit": "pair",
+                   "loss": "`reduction=\"paper\"`, Eqs. 6-7's norms per pixel (`L_grad` the mean "
+                           "absolute error, `L_smooth` the root mean squared error of each "
+                           "source); literal sums would leave `10 L_sim` at about 1e-5 of the "
+                           "gradient term's pull",
+                   "conventions": " the S3IMFusion paper's SSIM, AG, SF, Qabf and SCD could not "
+                                  "be identified (../shared/reference/PAPER_CONVENTIONS.md), so "
+                                  "only MI, EN and PSNR are like-for-like with its table."},
+}
+
+PET_NOTE = ("\n- **Task**: the S3IMFusion paper has no PET-MRI experiment; its recipe is applied "
+            "to PET-MRI as to SPECT-MRI, and the paper row is left empty.")
+
+OVERLAYS = ("pipelines/cpu_reduced_{net}.json", "pipelines/cpu_reduced_ecfusion_randpatch.json")
+
+
+def _setting(config: object, key: str) -> object:
+    """``config`` at a bundle key ``a#b#0`` (``KeyError`` when absent)."""
+    for part in key.split("#"):
+        config = config[int(part)] if isinstance(config, list) else config[part]  # type: ignore[index]
+    return config
+
 
 def overlays(run: Path, net: str) -> list[str]:
-    """The CPU-reduced overlays a run used (read back from its merged ``config.json``)."""
-    names = [f"pipelines/cpu_reduced_{net}.json"]
+    """The CPU-reduced overlays a run used: those whose every setting its ``config.json`` holds.
+
+    Returns ``[]`` for the paper's own recipe.
+    """
     config = json.loads((run / "config.json").read_text())
-    if net == "ecfusion" and config.get("train_dataset", {}).get("_target_") == "Dataset":
-        names.append("pipelines/cpu_reduced_ecfusion_randpatch.json")
-    return names
+    found = []
+    for name in (o.format(net=net) for o in OVERLAYS):
+        if not (REPO / name).is_file() or (net != "ecfusion" and "ecfusion" in name):
+            continue
+        overlay = json.loads((REPO / name).read_text())
+        keys = [k for k in overlay
+                if not k.startswith("_meta_") and k not in ("output_dir", "device")]
+        try:
+            if all(_setting(config, k) == overlay[k] for k in keys):
+                found.append(name)
+        except (KeyError, IndexError, TypeError):
+            continue
+    return found
 
 
 def reproduce(net: str, task: str, epochs: int, extra: list[str]) -> str:
-    """The commands that reproduce a shipped run (CPU-reduced) and the paper recipe (GPU)."""
+    """The commands that reproduce a shipped run (its overlays, on the CPU) and the paper recipe."""
+    script = ""
+    if not extra and net == "s3imfusion":
+        script = (f"\n\nOn the CPU, `bash training_runs/run_s3imfusion.sh {task}` runs the same at "
+                  "the lowest priority and resumes where it stopped.")
+    extra = extra or ["device=cpu", "trainer#threads=1", "trainer#amp=off"]
     return (
         "## Reproduce\n\n"
         "```\n"
@@ -87,11 +150,36 @@ def reproduce(net: str, task: str, epochs: int, extra: list[str]) -> str:
         f"--weights {net}=runs/{net}_{task}/{net}-{task}.safetensors\n"
         "```\n\n"
         f"The paper's recipe (GPU): `medfuse train pipelines/{net}_{task}.json`."
+        + script
     )
 
 
-def deviations(summary: dict, randpatch: bool = False) -> str:
+def full_recipe(summary: dict) -> str:
+    """The deviations of a run of the paper's own recipe on a CPU (``summary.json``)."""
+    net, task = summary["network"], summary["task"]
+    val = summary.get("validation") or {}
+    key = val.get("key_metric", "?")
+    key_note = (" (the number of the six `paper`-profile metrics on which it beats every classical"
+                " baseline, plus the share of metric-baseline pairs it beats; docs/training.md)"
+                if key == "baseline_score" else "")
+    unit_items = int(summary["train_items"])
+    from medfuse.nets import get_network
+
+    model = get_network(net, **summary.get("network_kwargs", {}))
+    params = sum(p.numel() for p in model.parameters())
+    pet = PET_NOTE if net == "s3imfusion" and task == "pet-mri" else ""
+    hours = float(summary.get("epoch_time_total_s") or summary["train_time_s"]) / 3600
+    return FULL_ON_CPU.format(net=net, task=task, epochs=summary["epochs"],
+                              paper_epochs=PAPER_EPOCHS[net], hours=hours,
+                              seen=int(summary["epochs"]) * unit_items,
+                              best_epoch=val.get("best_epoch"), key=f"`{key}`", key_note=key_note,
+                              pet=pet, params=params, **FULL_TEXT[net])
+
+
+def deviations(summary: dict, randpatch: bool = False, reduced: bool = True) -> str:
     """The card's "Deviations from the paper" section for a run's ``summary.json``."""
+    if not reduced:
+        return "## Deviations from the paper\n\n" + full_recipe(summary)
     net, task = summary["network"], summary["task"]
     epochs, items = int(summary["epochs"]), int(summary["train_items"])
     pairs = int(summary.get("train_pairs") or 0)
@@ -113,9 +201,10 @@ def deviations(summary: dict, randpatch: bool = False) -> str:
                                       ratio=paper_seen / max(seen, 1), full_epoch_h=full_epoch_h)
     else:
         paper_seen = 100 * all_pairs
-        pet = ("\n- **Task**: the S3IMFusion paper has no PET-MRI experiment; its recipe is applied to "
-               "PET-MRI as to SPECT-MRI, and the paper row is left empty.") if task == "pet-mri" else ""
-        text = DEVIATIONS[net].format(epochs=epochs, seen=seen, paper_seen=paper_seen, task=task, pet=pet)
+        pet = PET_NOTE if task == "pet-mri" else ""
+        key = (summary.get("validation") or {}).get("key_metric", "Qabf")
+        text = DEVIATIONS[net].format(epochs=epochs, seen=seen, paper_seen=paper_seen, task=task,
+                                      pet=pet, key=key)
     return "## Deviations from the paper\n\n" + text
 
 
@@ -123,13 +212,39 @@ def merge_quality(old: dict, new: dict) -> dict:
     """``new``'s tasks, methods and weights laid over ``old`` (both ``bench_quality.py`` outputs)."""
     for task, q in new["tasks"].items():
         prev = old["tasks"].setdefault(task, {"weights": {}, "profiles": {}})
-        prev.update({k: v for k, v in q.items() if k not in ("weights", "profiles", "fuse_time_s")})
-        for k in ("weights", "fuse_time_s"):
+        prev.update({k: v for k, v in q.items()
+                     if k not in ("weights", "profiles", "fuse_time_s", "background", "shipped")})
+        prev.pop("shipped", None)  # the replaced weights' figures (ship_run.py) stay in the card
+        for k in ("weights", "fuse_time_s", "background"):
             prev.setdefault(k, {}).update(q.get(k, {}))
         for profile, scores in q["profiles"].items():
             prev["profiles"].setdefault(profile, {}).update(scores)
     old["split"] = new.get("split", old.get("split"))
     return old
+
+
+def replaced_section(net: str, quality: dict, old: dict) -> str:
+    """The card's note on the weights these replace, scored in the same run (``ship_run.py``).
+
+    Args:
+        net: the network.
+        quality: the new weights' ``quality.json["tasks"][task]`` (``profiles``, ``background``).
+        old: that task's ``shipped`` record of ``bench_quality.py --against-shipped``.
+    """
+    from medfuse.engines.card import _table
+    from medfuse.nets.quality import PAPER_METRICS
+
+    new, before = quality["profiles"]["paper"][net], old["profiles"]["paper"][net]
+    metrics = [m for m in dict.fromkeys(m for ms in PAPER_METRICS.values() for m in ms) if m in new]
+    lines = ["## The weights these replace", "",
+             "Scored in the same `benchmarks/bench_quality.py --against-shipped` run (profile "
+             f"`paper`; background: the mean fused grey level where both sources are black): the "
+             f"weights shipped before, sha256 `{old.get('sha256', {}).get(net, '?')}` (their own "
+             "card is in the git history), and these.", ""]
+    lines += _table(["", *metrics, "background"], [
+        ["these weights", *[new[m] for m in metrics], quality.get("background", {}).get(net)],
+        ["replaced weights", *[before[m] for m in metrics], old.get("background", {}).get(net)]])
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality", required=True, help="quality.json of benchmarks/bench_quality.py")
     args = p.parse_args(argv)
     out = WEIGHTS_DIR / "quality.json"
-    merged = merge_quality(json.loads(out.read_text()) if out.is_file() else {"tasks": {}},
-                           json.loads(Path(args.quality).read_text()))
+    scored = json.loads(Path(args.quality).read_text())
+    replaced = {task: q.get("shipped") for task, q in scored["tasks"].items()}
+    merged = merge_quality(json.loads(out.read_text()) if out.is_file() else {"tasks": {}}, scored)
     for run in map(Path, args.runs):
         summary = json.loads((run / "summary.json").read_text())
         net, task = summary["network"], summary["task"]
@@ -152,15 +268,18 @@ def main(argv: list[str] | None = None) -> int:
         q = merged["tasks"][task]
         if sha256(REPO / q["weights"][net]) != sha256(src):
             raise SystemExit(f"{args.quality}: scored another {net} weights file for {task} than {src}")
-        shutil.copyfile(src, dst)
         q["weights"][net] = str(dst.relative_to(REPO))
         summary["files"]["weights"] = str(dst.relative_to(REPO))
         with open(run / "metrics.csv", newline="") as f:  # every session's epochs (a run may be resumed)
             summary["epoch_time_total_s"] = sum(float(r["epoch_time_s"]) for r in csv.DictReader(f))
         extra = overlays(run, net)
-        notes = [deviations(summary, randpatch=len(extra) > 1),
+        notes = [deviations(summary, randpatch=len(extra) > 1, reduced=bool(extra)),
                  reproduce(net, task, int(summary["max_epochs"]), extra)]
-        dst.with_suffix(".md").write_text(render_model_card(summary, quality=q, notes=notes))
+        if (replaced.get(task) or {}).get("weights", {}).get(net):
+            notes.insert(1, replaced_section(net, q, replaced[task]))
+        card = render_model_card(summary, quality=q, notes=notes)  # before anything is replaced
+        shutil.copyfile(src, dst)
+        dst.with_suffix(".md").write_text(card)
         print(f"shipped {dst.relative_to(REPO)} ({dst.stat().st_size / 2**20:.2f} MB) and its card")
     out.write_text(json.dumps(merged, indent=1) + "\n")
     return 0

@@ -142,6 +142,12 @@ def test_make_bundles_script_writes_and_checks(tmp_path: Path, weights_file: Pat
     assert res.returncode == 0, res.stderr
     assert [p.name for p in out.iterdir()] == ["ecfusion_ct-mri"]
     assert bundle_problems(out / "ecfusion_ct-mri", wdir / "ecfusion-ct-mri.safetensors") == []
+    # no output marker (it holds its creation time: the committed bundles would churn), and a
+    # second run still replaces the folder (its metadata.json tells medfuse it is its own)
+    assert not (out / "ecfusion_ct-mri" / ".medfuse-output").exists()
+    res = run_python("scripts/make_bundles.py", "--weights-dir", str(wdir), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert not (out / "ecfusion_ct-mri" / ".medfuse-output").exists()
     res = run_python("scripts/make_bundles.py", "--weights-dir", str(wdir), "--out", str(out), "--check")
     assert res.returncode == 0 and "ecfusion_ct-mri: ok" in res.stdout, res.stderr
     # a bundle no longer matching its weights (retrained file) fails the check

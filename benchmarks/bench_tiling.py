@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--tile-overlap", type=float, default=0.25)
     args = ap.parse_args()
 
+    import warnings
+
     import numpy as np
 
     from medfuse.fusion import get_method
@@ -66,6 +68,7 @@ def main() -> None:
     a, b = prepared_slices(args.slices)
     print(f"{len(a)} phantom slices {tuple(a.shape[-2:])}", flush=True)
     fm = FusionMetrics(profile="paper")
+    warnings.simplefilter("ignore", RuntimeWarning)  # the NaN Qcb of flat slices, see below
     src = [(to_uint8(x[0]), to_uint8(y[0])) for x, y in zip(a, b)]
     for net in [s.strip() for s in args.nets.split(",") if s.strip()]:
         for tile in (0, args.tile):
@@ -75,7 +78,8 @@ def main() -> None:
             fused = [method(a[i : i + 1], b[i : i + 1]) for i in range(len(a))]
             dt = (time.perf_counter() - t0) / len(a)
             scores = [fm(to_uint8(f[0, 0]), sa, sb) for f, (sa, sb) in zip(fused, src)]
-            means = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+            # Qcb is NaN on a slice where a source is flat (no contrast to compare): left out
+            means = {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
             mode = "whole" if tile == 0 else f"tile {tile}/{args.tile_overlap:g}"
             figures = "  ".join(f"{k} {v:.4g}" for k, v in means.items())
             print(f"{net:>11} {mode:>14}: {dt:6.2f} s/slice  {figures}", flush=True)

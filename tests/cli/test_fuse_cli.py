@@ -491,10 +491,14 @@ def test_terminated_run_leaves_nothing(tmp_path: Path, phantom_dir: Path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]:
-            break  # the temporary output folder exists: the run is under way
+    # Wait for a state, not a moment: the temporary output folder exists only after the SIGTERM
+    # handler is installed, so the signal then always meets it (however loaded the machine).
+    deadline = time.time() + 900  # a hung run fails here instead of hanging the suite
+    while not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]:
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            out_text, err_text = proc.communicate()
+            raise AssertionError(f"the run never started writing: {err_text[-2000:]}")
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=120)

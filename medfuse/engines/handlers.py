@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from medfuse.engines.metrics_log import MetricsLog
 from medfuse.engines.sampling import ResumableSampler, SeededItems, epoch_seed
 
 __all__ = ["EpochLog", "attach_data_seeding", "attach_term_sums", "terms_summary"]
@@ -137,9 +138,9 @@ class EpochLog:
         last_terms: the last epoch's mean terms and background (empty without terms).
     """
 
-    def __init__(self, mlog: Any, optimizer: torch.optim.Optimizer, term_weights: dict[str, float],
-                 columns: list[str], evaluator: Any, max_epochs: int, world_size: int,
-                 device: torch.device) -> None:
+    def __init__(self, mlog: MetricsLog | None, optimizer: torch.optim.Optimizer,
+                 term_weights: dict[str, float], columns: list[str], evaluator: Any,
+                 max_epochs: int, world_size: int, device: torch.device) -> None:
         self.mlog, self.optimizer, self.term_weights = mlog, optimizer, term_weights
         self.columns, self.evaluator, self.max_epochs = columns, evaluator, max_epochs
         self.world_size, self.device = world_size, device

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from medfuse.engines.handlers import EpochLog, terms_summary
+from medfuse.engines.metrics_log import MetricsLog
 from medfuse.engines.run_config import (
     RunComponents,
     RunPlace,
@@ -93,10 +94,8 @@ def _components(parser: Any, settings: RunSettings, place: RunPlace) -> RunCompo
 
 
 def _metrics_log(settings: RunSettings, place: RunPlace, comp: RunComponents, columns: list[str],
-                 resume_epoch: int | None) -> Any:
+                 resume_epoch: int | None) -> MetricsLog | None:
     """The run's :class:`~medfuse.engines.metrics_log.MetricsLog` (rank 0; else ``None``)."""
-    from medfuse.engines.metrics_log import MetricsLog
-
     if place.rank != 0:
         return None
     weights = comp.term_weights
@@ -174,7 +173,8 @@ def run_training(parser: Any, output_dir: str | Path | None = None, device: str 
         mlog.close()
     if place.rank != 0:
         return {}
-    best = export_best_model(settings, place, comp, validation, mlog.rows, int(trainer.state.epoch))
+    rows = mlog.rows if mlog is not None else []
+    best = export_best_model(settings, place, comp, validation, rows, int(trainer.state.epoch))
     summary = run_summary(settings, place, comp, trainer, validation, log, start, best,
                           stops.requested, times)
     write_summary(place.out, summary)

@@ -7,7 +7,12 @@
 - :mod:`~medfuse.engines.checkpoint` - resume checkpoints (model, optimiser, epoch, RNG);
 - :mod:`~medfuse.engines.metrics_log` - per-epoch CSV (and TensorBoard) log;
 - :mod:`~medfuse.engines.recipes` - the papers' recipes and config loading with overrides;
-- :mod:`~medfuse.engines.workflow` - :func:`run_training`, what ``medfuse train`` runs;
+- :mod:`~medfuse.engines.workflow` - :func:`run_training`, what ``medfuse train`` runs, in steps:
+  :mod:`~medfuse.engines.run_config` (settings, components), :mod:`~medfuse.engines.run_folder`,
+  :mod:`~medfuse.engines.build` (trainer, evaluator, checkpointers),
+  :mod:`~medfuse.engines.handlers` (seeds, sums, epoch log), :mod:`~medfuse.engines.stops`
+  (mid-epoch checkpoints, stops) and :mod:`~medfuse.engines.run_summary`;
+- :mod:`~medfuse.engines.sampling` - resumable data order and per-item augmentation seeds;
 - :mod:`~medfuse.engines.card` - model cards from a run's summary.
 
 Names are imported lazily, so ``import medfuse.engines`` stays cheap.

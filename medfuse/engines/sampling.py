@@ -17,7 +17,12 @@ from typing import Any
 
 from torch.utils.data import Dataset, DistributedSampler
 
-__all__ = ["ResumableSampler", "SeededItems", "item_seed"]
+__all__ = ["ResumableSampler", "SeededItems", "epoch_seed", "item_seed"]
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The data seed of ``epoch`` (1-based) on process ``rank`` in a run seeded with ``seed``."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7_919 + int(rank) * 104_729) % (2**31 - 1)
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:

@@ -23,8 +23,8 @@ from monai.engines.utils import IterationEvents
 from monai.engines.workflow import Workflow
 from monai.utils.enums import CommonKeys as Keys
 
-__all__ = ["FusionEvaluator", "FusionQuality", "FusionTrainer", "amp_dtype", "background_sums", "baseline_means",
-           "prepare_fusion_batch"]
+__all__ = ["FusionEvaluator", "FusionQuality", "FusionTrainer", "amp_dtype", "background_sums",
+           "baseline_means", "prepare_fusion_batch"]
 
 
 def background_sums(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[float, int]:
@@ -45,7 +45,8 @@ def background_sums(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tu
 
 
 def prepare_fusion_batch(batchdata: Mapping[str, Any], device: torch.device | str | None = None,
-                         non_blocking: bool = False, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+                         non_blocking: bool = False,
+                         **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Move the two sources of a collated batch to ``device``.
 
     Args:
@@ -103,7 +104,8 @@ class FusionTrainer(SupervisedTrainer):
     """
 
     def __init__(self, device: torch.device | str, max_epochs: int, train_data_loader: Any,
-                 network: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_function: Callable,
+                 network: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 loss_function: Callable,
                  amp: torch.dtype | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("prepare_batch", prepare_fusion_batch)
         kwargs.setdefault("decollate", False)
@@ -112,21 +114,27 @@ class FusionTrainer(SupervisedTrainer):
         super().__init__(device=device, max_epochs=max_epochs, train_data_loader=train_data_loader,
                          network=network, optimizer=optimizer, loss_function=loss_function,
                          amp=self.amp_dtype is not None, **kwargs)
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        # MONAI types the scaler as torch.cuda.amp.GradScaler, a deprecated subclass of this one
+        scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.scaler = scaler  # type: ignore[assignment]
 
     def run(self) -> None:  # type: ignore[override]
         """Train (or continue training) up to ``state.max_epochs``; keeps a restored AMP scaler."""
         # Trainer.run() would replace the scaler (and its restored state) by a fresh one.
         Workflow.run(self)
 
-    def _iteration(self, engine: FusionTrainer, batchdata: Mapping[str, Any]) -> dict:  # type: ignore[override]
+    def _iteration(  # type: ignore[override]
+        self, engine: FusionTrainer, batchdata: Mapping[str, Any]
+    ) -> dict:
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
-        a, b = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
+        a, b = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking,
+                                    **engine.to_kwargs)
         engine.state.output = {"a": a, "b": b}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        with torch.autocast(device_type=engine.state.device.type, dtype=engine.amp_dtype or torch.float32,
+        with torch.autocast(device_type=engine.state.device.type,
+                            dtype=engine.amp_dtype or torch.float32,
                             enabled=engine.amp_dtype is not None):
             fused = engine.network(a, b)
         engine.state.output[Keys.PRED] = fused
@@ -136,7 +144,8 @@ class FusionTrainer(SupervisedTrainer):
         if hasattr(engine.loss_function, "components"):
             parts = engine.loss_function.components(fused.float(), a, b)
             loss = parts["total"].float().mean()
-            engine.state.output["terms"] = {k: float(v.detach()) for k, v in parts.items() if k != "total"}
+            engine.state.output["terms"] = {k: float(v.detach()) for k, v in parts.items()
+                                            if k != "total"}
         else:
             loss = engine.loss_function(fused.float(), a, b).float().mean()
         engine.state.output[Keys.LOSS] = loss
@@ -170,7 +179,8 @@ class FusionEvaluator(SupervisedEvaluator):
     """
 
     def __init__(self, device: torch.device | str, val_data_loader: Any, network: torch.nn.Module,
-                 loss_function: Callable | None = None, amp: torch.dtype | None = None, **kwargs: Any) -> None:
+                 loss_function: Callable | None = None, amp: torch.dtype | None = None,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("prepare_batch", prepare_fusion_batch)
         kwargs.setdefault("decollate", False)
         device = torch.device(device)
@@ -178,11 +188,15 @@ class FusionEvaluator(SupervisedEvaluator):
         super().__init__(device=device, val_data_loader=val_data_loader, network=network, **kwargs)
         self.loss_function = loss_function
 
-    def _iteration(self, engine: FusionEvaluator, batchdata: Mapping[str, Any]) -> dict:  # type: ignore[override]
-        a, b = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
+    def _iteration(  # type: ignore[override]
+        self, engine: FusionEvaluator, batchdata: Mapping[str, Any]
+    ) -> dict:
+        a, b = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking,
+                                    **engine.to_kwargs)
         engine.network.eval()
         with torch.no_grad():
-            with torch.autocast(device_type=engine.state.device.type, dtype=engine.amp_dtype or torch.float32,
+            with torch.autocast(device_type=engine.state.device.type,
+                                dtype=engine.amp_dtype or torch.float32,
                                 enabled=engine.amp_dtype is not None):
                 fused = engine.network(a, b).float()
             out = {"a": a, "b": b, Keys.PRED: fused.clamp(-1.0, 1.0)}

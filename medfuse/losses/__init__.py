@@ -14,6 +14,6 @@ from medfuse.losses.s3im import S3IMLoss
 from medfuse.losses.s3imfusion import S3IMFusionLoss
 
 __all__ = [
-    "BACKBONES", "ECFusionLoss", "IntensityLoss", "MaxGradientLoss", "PerceptualLoss", "S3IMFusionLoss",
-    "S3IMLoss", "VGGFeatures",
+    "BACKBONES", "ECFusionLoss", "IntensityLoss", "MaxGradientLoss", "PerceptualLoss",
+    "S3IMFusionLoss", "S3IMLoss", "VGGFeatures",
 ]

@@ -44,26 +44,34 @@ class ECFusionLoss(nn.Module):
         WeightsError: ``lam > 0`` and the VGG weights are not available.
     """
 
-    def __init__(self, lam: float = 0.02, backbone: str = "vgg19", vgg_weights: str | Path | None = None,
-                 reduction: str = "paper", vgg_precision: str = "auto") -> None:
+    def __init__(self, lam: float = 0.02, backbone: str = "vgg19",
+                 vgg_weights: str | Path | None = None, reduction: str = "paper",
+                 vgg_precision: str = "auto") -> None:
         super().__init__()
         if reduction not in ("paper", "mean"):
             raise ValueError(f"reduction must be 'paper' or 'mean', not {reduction!r}")
         self.lam = float(lam)
         self.reduction = reduction
         if reduction == "paper":
-            self.gradient = MaxGradientLoss("l2", "magnitude", reduction="norm", reference_pixels=PAPER_PIXELS)
+            self.gradient = MaxGradientLoss("l2", "magnitude", reduction="norm",
+                                            reference_pixels=PAPER_PIXELS)
         else:
             self.gradient = MaxGradientLoss("l2", "magnitude", reduction="mean")
-        self.perceptual = PerceptualLoss(backbone, vgg_weights, precision=vgg_precision) if self.lam > 0 else None
+        self.perceptual = (PerceptualLoss(backbone, vgg_weights, precision=vgg_precision)
+                           if self.lam > 0 else None)
 
     @property
     def term_weights(self) -> dict[str, float]:
         """The weight of each term of :meth:`components` in the total."""
-        return {"gradient": 1.0, **({"perceptual": self.lam} if self.perceptual is not None else {})}
+        return {"gradient": 1.0,
+                **({"perceptual": self.lam} if self.perceptual is not None else {})}
 
-    def components(self, fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The loss terms ``{"gradient", "perceptual", "total"}`` (``perceptual`` only when ``lam > 0``)."""
+    def components(self, fused: torch.Tensor, a: torch.Tensor,
+                   b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss terms ``{"gradient", "perceptual", "total"}``.
+
+        ``perceptual`` only when ``lam > 0``.
+        """
         parts = {"gradient": self.gradient(fused, a, b)}
         total = parts["gradient"]
         if self.perceptual is not None:

@@ -1,4 +1,5 @@
-"""Max-gradient loss: the fused gradient should follow the stronger of the two sources' gradients."""
+"""Max-gradient loss: the fused gradient should follow the stronger of the two sources'
+gradients."""
 
 from __future__ import annotations
 

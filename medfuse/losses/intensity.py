@@ -26,7 +26,8 @@ class IntensityLoss(nn.Module):
         reference_pixels: pixel count the norm is rescaled to (``None``: the literal norm).
     """
 
-    def __init__(self, distance: str = "l2", reduction: str = "mean", reference_pixels: int | None = None) -> None:
+    def __init__(self, distance: str = "l2", reduction: str = "mean",
+                 reference_pixels: int | None = None) -> None:
         super().__init__()
         if distance not in ("l1", "l2"):
             raise ValueError(f"distance must be 'l1' or 'l2', not {distance!r}")

@@ -1,4 +1,5 @@
-"""Size-aware ``L_p`` distances: the papers' norms, per image, optionally rescaled to a reference size.
+"""Size-aware ``L_p`` distances: the papers' norms, per image, optionally rescaled to a reference
+size.
 
 Both papers write their pixel terms as norms (ECFusion Eq. 16 ``||.||_2``; S3IMFusion Eqs. 6-7
 ``||.||_1`` and ``||.||_2``). :func:`lp_distance` computes the norm of each image of a batch and

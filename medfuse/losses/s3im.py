@@ -44,9 +44,9 @@ class S3IMLoss(nn.Module):
 
     SSIM constants: inputs are first mapped from ``value_range`` to ``[0, 1]`` and the standard
     ``C1 = (k1 * 1)^2``, ``C2 = (k2 * 1)^2`` are used. For ``[-1, 1]`` data this equals SSIM
-    computed on the ``[0, 1]`` images (same as ``C1 = (2 k1)^2``, ``C2 = (2 k2)^2`` with data range 2
-    for the contrast-structure term) and keeps the luminance term meaningful: without the shift,
-    means of opposite sign around 0 would give negative luminance similarity.
+    computed on the ``[0, 1]`` images (same as ``C1 = (2 k1)^2``, ``C2 = (2 k2)^2`` with data
+    range 2 for the contrast-structure term) and keeps the luminance term meaningful: without the
+    shift, means of opposite sign around 0 would give negative luminance similarity.
 
     Args:
         repeats: ``M``, number of pixel orderings (the first is the identity).
@@ -104,7 +104,8 @@ class S3IMLoss(nn.Module):
         self.register_buffer("window", (w2 / w2.sum())[None, None], persistent=False)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
-    def permutations(self, num_pixels: int, device: torch.device | str | None = None) -> torch.Tensor:
+    def permutations(self, num_pixels: int,
+                     device: torch.device | str | None = None) -> torch.Tensor:
         """Pixel orderings for one call: ``(repeats, num_pixels)`` int64, row 0 the identity.
 
         Draws ``repeats - 1`` random permutations (from the private generator when ``seed`` was
@@ -140,7 +141,7 @@ class S3IMLoss(nn.Module):
 
     def ssim_terms(self, fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                    order: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean S3IM similarity of ``(a, fused)`` and of ``(b, fused)``, each a scalar in ``[-1, 1]``.
+        """Mean S3IM similarity of ``(a, fused)`` and of ``(b, fused)``, scalars in ``[-1, 1]``.
 
         Args:
             fused: ``(B, C, H, W)`` fused image in ``value_range``.
@@ -149,7 +150,8 @@ class S3IMLoss(nn.Module):
             order: pixel orderings ``(R, H * W)``; drawn with :meth:`permutations` when ``None``.
         """
         if not (fused.shape == a.shape == b.shape) or fused.dim() != 4:
-            raise ValueError(f"need three (B, C, H, W) tensors of one shape, got {fused.shape}, {a.shape}, {b.shape}")
+            raise ValueError(f"need three (B, C, H, W) tensors of one shape, got {fused.shape}, "
+                             f"{a.shape}, {b.shape}")
         if order is None:
             order = self.permutations(fused.shape[-2] * fused.shape[-1], fused.device)
         lo, hi = self.value_range
@@ -168,8 +170,8 @@ class S3IMLoss(nn.Module):
         return (self._ssim(mu_f, mu_1, var_f, e_11 - mu_1 * mu_1, e_f1 - mu_f * mu_1).mean(),
                 self._ssim(mu_f, mu_2, var_f, e_22 - mu_2 * mu_2, e_f2 - mu_f * mu_2).mean())
 
-    def _ssim(self, mu_x: torch.Tensor, mu_y: torch.Tensor, var_x: torch.Tensor, var_y: torch.Tensor,
-              cov: torch.Tensor) -> torch.Tensor:
+    def _ssim(self, mu_x: torch.Tensor, mu_y: torch.Tensor, var_x: torch.Tensor,
+              var_y: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
         """SSIM map of Eq. 4 from window statistics."""
         return ((2 * mu_x * mu_y + self.c1) * (2 * cov + self.c2)) / (
             (mu_x * mu_x + mu_y * mu_y + self.c1) * (var_x + var_y + self.c2)

@@ -81,7 +81,8 @@ class S3IMFusionLoss(nn.Module):
         """The weight of each term of :meth:`components` in the total."""
         return dict(zip(("sim", "grad", "smooth"), self.gamma))
 
-    def components(self, fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+    def components(self, fused: torch.Tensor, a: torch.Tensor,
+                   b: torch.Tensor) -> dict[str, torch.Tensor]:
         """The weighted total and its unweighted parts (for logging).
 
         Args:
@@ -94,7 +95,8 @@ class S3IMFusionLoss(nn.Module):
         """
         lo, hi = self.value_range
         f, a, b = ((t - lo) / (hi - lo) for t in (fused, a, b))
-        parts = {"sim": self.sim(f, a, b), "grad": self.grad(f, a, b), "smooth": self.smooth(f, a, b)}
+        parts = {"sim": self.sim(f, a, b), "grad": self.grad(f, a, b),
+                 "smooth": self.smooth(f, a, b)}
         g1, g2, g3 = self.gamma
         total = g1 * parts["sim"] + g2 * parts["grad"] + g3 * parts["smooth"]
         return {"total": total, **parts}

@@ -214,7 +214,7 @@ def transform_to_matrix(tx: Any) -> np.ndarray:
 
 
 def matrix_to_transform(matrix: np.ndarray) -> Any:
-    """RAS moving->reference ``pre_affine`` -> ``SimpleITK.AffineTransform`` (fixed -> moving, LPS)."""
+    """RAS moving->reference ``pre_affine`` -> ``SimpleITK.AffineTransform`` (fixed->moving LPS)."""
     import SimpleITK as sitk
 
     m = np.asarray(matrix, dtype=np.float64)
@@ -375,8 +375,9 @@ def _single_threaded() -> Iterator[None]:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(old)
 
 
-def _method(levels: tuple[int, ...], sigmas: tuple[float, ...], iters: int, sampling: float,
-            seed: int) -> Any:
+def _method(
+    levels: tuple[int, ...], sigmas: tuple[float, ...], iters: int, sampling: float, seed: int
+) -> Any:
     """Mattes MI, regular-grid sampling with a fixed seed, regular-step gradient descent."""
     import SimpleITK as sitk
 
@@ -418,9 +419,7 @@ def _start_poses(fixed: Any, mov: Any, reference: Any, moving: Any) -> list[tupl
     """The starting transforms of :data:`STARTS` that apply to this pair (fixed -> moving, LPS)."""
     import SimpleITK as sitk
 
-    centre = fixed.TransformContinuousIndexToPhysicalPoint(
-        [(n - 1) / 2.0 for n in fixed.GetSize()]
-    )
+    centre = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in fixed.GetSize()])
     identity = sitk.Euler3DTransform()
     identity.SetCenter(centre)  # no motion; rotations pivot about the reference's centre
     starts = [(STARTS[0], identity)]
@@ -429,7 +428,9 @@ def _start_poses(fixed: Any, mov: Any, reference: Any, moving: Any) -> list[tupl
             fixed, mov, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
         )
     except Exception as exc:  # noqa: BLE001
-        raise RegistrationError(f"registration could not start: {' '.join(str(exc).split())[:160]}")
+        raise RegistrationError(
+            f"registration could not start: {' '.join(str(exc).split())[:160]}"
+        ) from None
     com = sitk.Euler3DTransform(com)
     if np.linalg.norm(com.GetTranslation()) > 1e-3:
         starts.append((STARTS[1], com))

@@ -20,8 +20,19 @@ __all__ = ["fuse_options", "option_keys", "convert_option", "absolute_paths", "N
 #: ``medfuse fuse`` parameters a batch does not take per study (batch has --force and -q; sending
 #: to a PACS is a separate step: ``medfuse send OUT`` per finished study; the workers size their
 #: own thread pools).
-NOT_BATCH_OPTIONS = ("a", "b", "out_dir", "demo", "overwrite", "quiet", "send_pacs", "send_dicomweb",
-                     "called_aet", "calling_aet", "threads")
+NOT_BATCH_OPTIONS = (
+    "a",
+    "b",
+    "out_dir",
+    "demo",
+    "overwrite",
+    "quiet",
+    "send_pacs",
+    "send_dicomweb",
+    "called_aet",
+    "calling_aet",
+    "threads",
+)
 
 
 def fuse_options() -> list[click.Option]:

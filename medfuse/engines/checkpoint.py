@@ -6,7 +6,8 @@ only tensors and plain Python containers, so they load with ``torch.load(weights
 - ``last_checkpoint_<epoch>.pt`` (kept: the latest one): everything :func:`resume_objects`
   lists (model, optimiser, trainer state, global RNGs, the loss's private generators, AMP
   scaler, the best-model checkpointer's record), enough to continue a run exactly;
-- ``mid_checkpoint_<iteration>.pt``: the same inside an epoch (``trainer#checkpoint_every_n_iterations``,
+- ``mid_checkpoint_<iteration>.pt``: the same inside an epoch
+  (``trainer#checkpoint_every_n_iterations``,
   or a stop), deleted when the epoch's ``last_checkpoint`` is written;
 - ``best_model_<epoch>_<metric>=<value>.pt`` (kept: the best one): the model alone plus
   ``network``/``kwargs``/``task``, which :func:`medfuse.nets.load_weights` reads directly.
@@ -23,7 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["GeneratorStates", "RNGState", "Record", "find_last_checkpoint", "load_checkpoint", "resume_objects"]
+__all__ = [
+    "GeneratorStates",
+    "RNGState",
+    "Record",
+    "find_last_checkpoint",
+    "load_checkpoint",
+    "resume_objects",
+]
 
 
 class RNGState:
@@ -38,10 +46,18 @@ class RNGState:
         py_version, py_state, py_gauss = random.getstate()
         np_name, np_key, np_pos, np_has_gauss, np_gauss = np.random.get_state()
         out: dict[str, Any] = {
-            "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64),
-                       "gauss": py_gauss},
-            "numpy": {"name": np_name, "key": torch.from_numpy(np_key.astype(np.int64)), "pos": int(np_pos),
-                      "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+            "python": {
+                "version": py_version,
+                "state": torch.tensor(py_state, dtype=torch.int64),
+                "gauss": py_gauss,
+            },
+            "numpy": {
+                "name": np_name,
+                "key": torch.from_numpy(np_key.astype(np.int64)),
+                "pos": int(np_pos),
+                "has_gauss": int(np_has_gauss),
+                "gauss": float(np_gauss),
+            },
             "torch": torch.get_rng_state(),
         }
         if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -51,10 +67,19 @@ class RNGState:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore the generators saved by :meth:`state_dict`."""
         py = state["python"]
-        random.setstate((int(py["version"]), tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+        random.setstate(
+            (int(py["version"]), tuple(int(v) for v in py["state"].tolist()), py["gauss"])
+        )
         n = state["numpy"]
-        np.random.set_state((n["name"], n["key"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]),
-                             float(n["gauss"])))
+        np.random.set_state(
+            (
+                n["name"],
+                n["key"].numpy().astype(np.uint32),
+                int(n["pos"]),
+                int(n["has_gauss"]),
+                float(n["gauss"]),
+            )
+        )
         torch.set_rng_state(state["torch"])
         if "cuda" in state and torch.cuda.is_available():
             cuda = list(state["cuda"])[: torch.cuda.device_count()]
@@ -106,8 +131,13 @@ class Record:
         pass
 
 
-def resume_objects(trainer: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                   loss: Any = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def resume_objects(
+    trainer: Any,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss: Any = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The objects a resume checkpoint saves and restores.
 
     Args:
@@ -120,8 +150,13 @@ def resume_objects(trainer: Any, model: torch.nn.Module, optimizer: torch.optim.
     Returns:
         ``{"model", "optimizer", "trainer", "rng", "loss_rng", ...}``.
     """
-    objs: dict[str, Any] = {"model": model, "optimizer": optimizer, "trainer": trainer, "rng": RNGState(),
-                            "loss_rng": GeneratorStates(loss)}
+    objs: dict[str, Any] = {
+        "model": model,
+        "optimizer": optimizer,
+        "trainer": trainer,
+        "rng": RNGState(),
+        "loss_rng": GeneratorStates(loss),
+    }
     objs.update({k: v for k, v in (extra or {}).items() if v is not None})
     return objs
 
@@ -138,8 +173,16 @@ def find_last_checkpoint(folder: str | Path) -> Path | None:
     wins (a mid-epoch file is normally deleted once its epoch's checkpoint is written).
     """
     folder = Path(folder)
-    found = [(int(m.group(1)), p) for p in folder.glob("last_checkpoint_*.pt") if (m := _LAST.search(p.name))]
-    mids = [(int(m.group(1)), p) for p in folder.glob("mid_checkpoint_*.pt") if (m := _MID.search(p.name))]
+    found = [
+        (int(m.group(1)), p)
+        for p in folder.glob("last_checkpoint_*.pt")
+        if (m := _LAST.search(p.name))
+    ]
+    mids = [
+        (int(m.group(1)), p)
+        for p in folder.glob("mid_checkpoint_*.pt")
+        if (m := _MID.search(p.name))
+    ]
     last = max(found)[1] if found else None
     if not mids:
         return last

@@ -161,7 +161,9 @@ def fuse_volumes(
         bs = opt.batch_size or auto_batch_size(method, hh, ww, n_slices)
         with clock.stage("fuse"):
             bar = clock.bar("fuse", n_slices)
-            fused_y, fused = fuse_stage(method, prep.luma[0], prep.luma[1], prep.chroma, bs, bar.update)
+            fused_y, fused = fuse_stage(
+                method, prep.luma[0], prep.luma[1], prep.chroma, bs, bar.update
+            )
             bar.close()
         has_dicom = any(v.meta.get("dicom_datasets") for v in inp.vols)
         formats = opt.formats or (FORMATS if has_dicom else ("nifti", "png"))

@@ -50,7 +50,13 @@ import torch.nn.functional as F
 
 from medfuse.nets.blocks import Sobel, crop_to, fused_conv, fused_inference, pad_to_multiple
 
-__all__ = ["ECFusion", "EdgeAugmentedModule", "FeatureEnhancement", "HCEL", "CrossScaleTransformerFusion"]
+__all__ = [
+    "ECFusion",
+    "EdgeAugmentedModule",
+    "FeatureEnhancement",
+    "HCEL",
+    "CrossScaleTransformerFusion",
+]
 
 
 class FeatureEnhancement(nn.Module):
@@ -69,7 +75,9 @@ class FeatureEnhancement(nn.Module):
         self.edge_conv = nn.Conv2d(1, channels, 3, padding=1)
         self.act = nn.LeakyReLU(0.2)
         hidden = max(1, channels // reduction)
-        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels)
+        )
 
     def forward(self, f_in: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
         """Enhance ``f_in`` ``(B, C, H, W)`` with the edge map ``edge`` ``(B, 1, H, W)``."""
@@ -126,8 +134,14 @@ class EdgeAugmentedModule(nn.Module):
         reduction: FE MLP reduction ``r``.
     """
 
-    def __init__(self, in_channels: int = 1, features: int = 16, num_blocks: int = 8,
-                 taps: tuple[int, ...] = (2, 4, 8), reduction: int = 2) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        features: int = 16,
+        num_blocks: int = 8,
+        taps: tuple[int, ...] = (2, 4, 8),
+        reduction: int = 2,
+    ) -> None:
         super().__init__()
         if not taps or max(taps) > num_blocks or min(taps) < 1:
             raise ValueError(f"taps {taps} must lie in 1..{num_blocks}")
@@ -160,7 +174,9 @@ class HCEL(nn.Module):
         token_channels: ``C_0..C_n`` (paper: 32, 8, 8, 8, so ``n = 3``).
     """
 
-    def __init__(self, channels: int, patch_size: int = 16, token_channels: tuple[int, ...] = (32, 8, 8, 8)) -> None:
+    def __init__(
+        self, channels: int, patch_size: int = 16, token_channels: tuple[int, ...] = (32, 8, 8, 8)
+    ) -> None:
         super().__init__()
         n = len(token_channels) - 1
         if patch_size % (2**n) or patch_size // (2**n) < 1:
@@ -169,9 +185,14 @@ class HCEL(nn.Module):
         self.tokenizers = nn.ModuleList()
         for i, c_i in enumerate(token_channels):
             stride = patch_size // (2**i)
-            self.tokenizers.append(nn.Conv2d(channels, c_i, patch_size, stride=stride,
-                                             padding=(patch_size - stride) // 2))
-        self.downsamplers = nn.ModuleList(nn.Conv2d(channels, channels, 3, stride=2, padding=1) for _ in range(n))
+            self.tokenizers.append(
+                nn.Conv2d(
+                    channels, c_i, patch_size, stride=stride, padding=(patch_size - stride) // 2
+                )
+            )
+        self.downsamplers = nn.ModuleList(
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1) for _ in range(n)
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens of ``x`` ``(B, C, H, W)``, ``H`` and ``W`` multiples of ``P``.
@@ -194,7 +215,9 @@ class _RelativePositionBias(nn.Module):
     def __init__(self, num_heads: int, hidden: int = 64) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.mlp = nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, num_heads, bias=False))
+        self.mlp = nn.Sequential(
+            nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, num_heads, bias=False)
+        )
         #: inference cache: (grid, device, dtype, weights' identity and version) -> bias
         self._cache: dict[tuple, torch.Tensor] = {}
 
@@ -247,7 +270,9 @@ class _CrossAttentionBranch(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(v_dim, hidden), nn.GELU(), nn.Linear(hidden, v_dim))
         self.norm2 = nn.LayerNorm(v_dim)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
         b, n, _ = q.shape
         h = self.num_heads
         qh = q.reshape(b, n, h, -1).transpose(1, 2)
@@ -270,8 +295,14 @@ class CrossScaleTransformerFusion(nn.Module):
         mlp_ratio: hidden width of the token MLP relative to ``C_0``.
     """
 
-    def __init__(self, channels: int, patch_size: int = 16, token_channels: tuple[int, ...] = (32, 8, 8, 8),
-                 num_heads: int = 1, mlp_ratio: float = 2.0) -> None:
+    def __init__(
+        self,
+        channels: int,
+        patch_size: int = 16,
+        token_channels: tuple[int, ...] = (32, 8, 8, 8),
+        num_heads: int = 1,
+        mlp_ratio: float = 2.0,
+    ) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.hcel = HCEL(channels, patch_size, token_channels)
@@ -284,7 +315,8 @@ class CrossScaleTransformerFusion(nn.Module):
         self.combine = nn.Conv2d(3 * channels, channels, 1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Fuse ``x`` and ``y`` ``(B, C, H, W)`` (``H``, ``W`` multiples of ``P``) into ``(B, C, H, W)``."""
+        """Fuse ``x`` and ``y`` ``(B, C, H, W)`` (``H``, ``W`` multiples of ``P``) into one
+        ``(B, C, H, W)``."""
         _, _, hh, ww = x.shape
         gh, gw = hh // self.patch_size, ww // self.patch_size
         qk_x, v_x = self.hcel(x)
@@ -300,8 +332,9 @@ class CrossScaleTransformerFusion(nn.Module):
         y = y * F.interpolate(self.proj_y(t_y), size=(hh, ww), mode="bilinear", align_corners=False)
         return self.combine(torch.cat([torch.maximum(x, y), torch.minimum(x, y), x + y], dim=1))
 
-    def _fused_tail(self, x: torch.Tensor, y: torch.Tensor, t_x: torch.Tensor,
-                    t_y: torch.Tensor) -> torch.Tensor:
+    def _fused_tail(
+        self, x: torch.Tensor, y: torch.Tensor, t_x: torch.Tensor, t_y: torch.Tensor
+    ) -> torch.Tensor:
         """Eq. 12-13 for inference: channels-last resampling and no 3-way concatenation.
 
         ``max + min = x + y``, so ``W [max; min; x + y] = (W_1 + W_3) max + (W_2 + W_3) min``: two
@@ -341,27 +374,43 @@ class ECFusion(nn.Module):
     multiple of ``patch_size`` and cropped back).
     """
 
-    def __init__(self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1, features: int = 16,
-                 num_blocks: int = 8, taps: tuple[int, ...] = (2, 4, 8), reduction: int = 2,
-                 patch_size: int = 16, token_channels: tuple[int, ...] = (32, 8, 8, 8), num_heads: int = 1,
-                 mlp_ratio: float = 2.0, out_activation: str = "tanh") -> None:
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        features: int = 16,
+        num_blocks: int = 8,
+        taps: tuple[int, ...] = (2, 4, 8),
+        reduction: int = 2,
+        patch_size: int = 16,
+        token_channels: tuple[int, ...] = (32, 8, 8, 8),
+        num_heads: int = 1,
+        mlp_ratio: float = 2.0,
+        out_activation: str = "tanh",
+    ) -> None:
         super().__init__()
         if out_activation not in ("tanh", "clamp"):
             raise ValueError(f"out_activation must be 'tanh' or 'clamp', not {out_activation!r}")
         if spatial_dims != 2:
-            raise ValueError(f"ECFusion is a 2D network (spatial_dims=2), got spatial_dims={spatial_dims}")
+            raise ValueError(
+                f"ECFusion is a 2D network (spatial_dims=2), got spatial_dims={spatial_dims}"
+            )
         taps = tuple(taps)
         token_channels = tuple(token_channels)
         self.patch_size = patch_size
         self.eam_a = EdgeAugmentedModule(in_channels, features, num_blocks, taps, reduction)
         self.eam_b = EdgeAugmentedModule(in_channels, features, num_blocks, taps, reduction)
         self.cstf = nn.ModuleList(
-            CrossScaleTransformerFusion(features, patch_size, token_channels, num_heads, mlp_ratio) for _ in taps
+            CrossScaleTransformerFusion(features, patch_size, token_channels, num_heads, mlp_ratio)
+            for _ in taps
         )
         levels = len(taps) * features
         self.decoder = nn.Sequential(
-            nn.Conv2d(levels, features, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(features, features // 2, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(levels, features, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(features, features // 2, 3, padding=1),
+            nn.LeakyReLU(0.2),
             nn.Conv2d(features // 2, out_channels, 3, padding=1),
             nn.Tanh() if out_activation == "tanh" else nn.Hardtanh(-1.0, 1.0),
         )

@@ -7,12 +7,17 @@ rest is a named constructor argument. The training loss is :class:`medfuse.losse
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["S3IMFusion", "SalientBranch", "CascadedDetailBranches", "TransformerBlock", "GlobalBranch"]
+__all__ = [
+    "S3IMFusion",
+    "SalientBranch",
+    "CascadedDetailBranches",
+    "TransformerBlock",
+    "GlobalBranch",
+]
 
 
 class SalientBranch(nn.Module):
@@ -33,7 +38,9 @@ class SalientBranch(nn.Module):
         if pool_size % 2 != 1:
             raise ValueError(f"pool_size must be odd, not {pool_size}")
         self.feat = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
         )
         self.att_conv = nn.Conv2d(channels, channels, 3, padding=1)
         self.pool = nn.MaxPool2d(pool_size, stride=1, padding=pool_size // 2)
@@ -76,13 +83,21 @@ class CascadedDetailBranches(nn.Module):
         negative_slope: LeakyReLU slope after each convolution.
     """
 
-    def __init__(self, channels: int, depth: int = 2, dilations: tuple[int, int] = (1, 2),
-                 negative_slope: float = 0.1) -> None:
+    def __init__(
+        self,
+        channels: int,
+        depth: int = 2,
+        dilations: tuple[int, int] = (1, 2),
+        negative_slope: float = 0.1,
+    ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, not {depth}")
         self.stages = nn.ModuleList(
-            [_CascadeStage(channels, (int(dilations[0]), int(dilations[1])), negative_slope) for _ in range(depth)]
+            [
+                _CascadeStage(channels, (int(dilations[0]), int(dilations[1])), negative_slope)
+                for _ in range(depth)
+            ]
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,7 +135,9 @@ class TransformerBlock(nn.Module):
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """Multi-head self-attention ``MSA`` of ``(B, N, E)`` tokens."""
         b, n, e = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, e // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = (
+            self.qkv(x).reshape(b, n, 3, self.num_heads, e // self.num_heads).permute(2, 0, 3, 1, 4)
+        )
         y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (B, heads, N, E / heads)
         return self.proj(y.transpose(1, 2).reshape(b, n, e))
 
@@ -148,12 +165,21 @@ class GlobalBranch(nn.Module):
         mlp_ratio: MLP hidden width over ``embed_dim``.
     """
 
-    def __init__(self, channels: int, token_size: int = 8, embed_dim: int = 64, depth: int = 2,
-                 num_heads: int = 4, mlp_ratio: float = 2.0) -> None:
+    def __init__(
+        self,
+        channels: int,
+        token_size: int = 8,
+        embed_dim: int = 64,
+        depth: int = 2,
+        num_heads: int = 4,
+        mlp_ratio: float = 2.0,
+    ) -> None:
         super().__init__()
         self.embed = nn.Conv2d(channels, embed_dim, token_size, stride=token_size)
         self.pos = nn.Conv2d(embed_dim, embed_dim, 3, padding=1, groups=embed_dim)
-        self.blocks = nn.ModuleList([TransformerBlock(embed_dim, num_heads, mlp_ratio) for _ in range(depth)])
+        self.blocks = nn.ModuleList(
+            [TransformerBlock(embed_dim, num_heads, mlp_ratio) for _ in range(depth)]
+        )
         self.norm = nn.LayerNorm(embed_dim)
         self.out = nn.Conv2d(embed_dim, channels, 1)
 
@@ -223,8 +249,9 @@ class S3IMFusion(nn.Module):
         negative_slope: LeakyReLU slope of the hybrid and detail convolutions.
 
     Shapes:
-        ``forward(a, b)``: ``a`` and ``b`` are ``(B, in_channels, H, W)`` in ``[-1, 1]`` (the medfuse
-        network convention), any ``H, W >= 1``; returns ``(B, out_channels, H, W)`` in ``(-1, 1)``.
+        ``forward(a, b)``: ``a`` and ``b`` are ``(B, in_channels, H, W)`` in ``[-1, 1]`` (the
+        medfuse network convention), any ``H, W >= 1``; returns ``(B, out_channels, H, W)`` in
+        ``(-1, 1)``.
     """
 
     def __init__(
@@ -245,7 +272,9 @@ class S3IMFusion(nn.Module):
     ) -> None:
         super().__init__()
         if spatial_dims != 2:
-            raise ValueError(f"S3IMFusion is a 2D network; spatial_dims={spatial_dims} is not supported")
+            raise ValueError(
+                f"S3IMFusion is a 2D network; spatial_dims={spatial_dims} is not supported"
+            )
         if token_size < 1:
             raise ValueError(f"token_size must be >= 1, not {token_size}")
         self.spatial_dims = spatial_dims
@@ -255,14 +284,19 @@ class S3IMFusion(nn.Module):
         self.negative_slope = negative_slope
         self.hybrid = nn.Conv2d(2 * in_channels, features, 3, padding=1)
         self.salient = SalientBranch(features, pool_size)
-        self.detail = CascadedDetailBranches(features, detail_depth, detail_dilations, negative_slope)
-        self.global_branch = GlobalBranch(features, token_size, embed_dim, transformer_depth, num_heads, mlp_ratio)
+        self.detail = CascadedDetailBranches(
+            features, detail_depth, detail_dilations, negative_slope
+        )
+        self.global_branch = GlobalBranch(
+            features, token_size, embed_dim, transformer_depth, num_heads, mlp_ratio
+        )
         #: combination logits: (branch, channel); softmax over the four branches.
         self.branch_logits = nn.Parameter(torch.zeros(4, features))
         self.reconstruct = nn.Conv2d(features, out_channels, 3, padding=1)
 
     def branch_weights(self) -> torch.Tensor:
-        """The combination weights ``(4, C)`` (salient, detail 1, detail 2, global); columns sum to 1."""
+        """The combination weights ``(4, C)`` (salient, detail 1, detail 2, global); columns sum
+        to 1."""
         return torch.softmax(self.branch_logits, dim=0)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -278,7 +312,8 @@ class S3IMFusion(nn.Module):
         h, w = a.shape[-2], a.shape[-1]
         m = self.token_size
         x = torch.cat([a, b], dim=1)
-        # pad amounts written with floor division (not %) so torch.export can bound them symbolically
+        # pad amounts written with floor division (not %) so torch.export can bound them
+        # symbolically
         pw, ph = (w + m - 1) // m * m - w, (h + m - 1) // m * m - h
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         if not torch.jit.is_scripting():

@@ -109,6 +109,7 @@ def test_no_review_flag_and_nifti_only(tmp_path: Path, stroke_dir: Path):
     res = CliRunner().invoke(cli, ["fuse", *args, "-o", str(tmp_path / "a"), "--no-review"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        ".medfuse-output",
         "fused.nii.gz",
         "preview.png",
         "run.json",

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from medfuse.errors import InputError, RegistrationError
+from medfuse.errors import InputError, OutputError, RegistrationError
 from medfuse.io.geometry import LPS_TO_RAS
 
 __all__ = [
@@ -252,12 +252,21 @@ def read_transform(path: str | os.PathLike) -> RegistrationResult:
 
 
 def write_transform(result: RegistrationResult | np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a registration (or a RAS ``pre_affine`` matrix) as an ITK ``.tfm`` file."""
+    """Write a registration (or a RAS ``pre_affine`` matrix) as an ITK ``.tfm`` file.
+
+    Raises:
+        OutputError: the file cannot be written (disk full, no permission, ...): SimpleITK's
+            RuntimeError in one line.
+    """
     import SimpleITK as sitk
 
     matrix = result.matrix if isinstance(result, RegistrationResult) else result
     p = Path(path)
-    sitk.WriteTransform(matrix_to_transform(matrix), str(p))
+    try:
+        sitk.WriteTransform(matrix_to_transform(matrix), str(p))
+    except RuntimeError as exc:
+        why = " ".join(str(exc).split())[-160:]
+        raise OutputError(f"{p}: cannot write the transform ({why})") from None
     return p
 
 

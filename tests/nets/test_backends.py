@@ -61,6 +61,32 @@ def test_onnxruntime_matches_reference(pair, name: str, size: tuple[int, int]) -
     assert float((out - ref).abs().max()) <= TOL
 
 
+@pytest.mark.parametrize("name", ["ecfusion", "s3imfusion"])
+def test_onnxruntime_one_session_serves_every_batch(pair, name: str) -> None:
+    """The graph is traced at batch 1 with a free batch axis: batches of 1 and 3 (three real
+    slices: the CT-MRI pair, its MRI-CT swap and the pair flipped) run through one session, whole
+    or in chunks of one slice, and match the reference slice by slice."""
+    import onnxruntime  # noqa: F401
+
+    from medfuse.nets.ort_backend import OrtNetwork
+
+    net = load_pretrained(name, task="ct-mri")
+    a, b = pair
+    xa = torch.cat([a, b, a.flip(-1)])
+    xb = torch.cat([b, a, b.flip(-1)])
+    ref = torch.cat([_reference(net, xa[i : i + 1], xb[i : i + 1]) for i in range(3)])
+    whole = OrtNetwork(net, threads=1)
+    single = whole(xa[:1], xb[:1])
+    batch = whole(xa, xb)
+    assert len(whole._sessions) == 1
+    chunked = OrtNetwork(net, threads=1, max_pixels=256 * 256)(xa, xb)  # three calls of one
+    assert batch.shape == chunked.shape == ref.shape == (3, 1, 256, 256)
+    assert float((single - ref[:1]).abs().max()) <= TOL
+    assert float((batch - ref).abs().max()) <= TOL
+    assert float((chunked - ref).abs().max()) <= TOL
+    assert float((ref[0] - ref[1]).abs().max()) > 0.05  # three different slices
+
+
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         with_backend(torch.nn.Identity(), "tensorrt")

@@ -81,13 +81,15 @@ def export_onnx(
     size: tuple[int, int] = (256, 256),
     batch: int = 1,
     in_channels: int = 1,
+    dynamic_batch: bool = False,
 ) -> Path:
     """Write the network as an ONNX file for ``batch`` x ``in_channels`` x ``size`` inputs.
 
+    With ``dynamic_batch`` the file takes any batch of that size (Triton's dynamic batching).
     Written to a temporary name beside ``path`` and renamed, so a failed export leaves nothing.
     """
     path = Path(path)
-    data = onnx_bytes(net, (batch, in_channels, *size))
+    data = onnx_bytes(net, (batch, in_channels, *size), dynamic_batch=dynamic_batch)
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(data)
     tmp.replace(path)

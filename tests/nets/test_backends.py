@@ -87,6 +87,25 @@ def test_onnxruntime_one_session_serves_every_batch(pair, name: str) -> None:
     assert float((ref[0] - ref[1]).abs().max()) > 0.05  # three different slices
 
 
+def test_exported_file_takes_any_batch(pair, tmp_path) -> None:
+    """``export_onnx(..., dynamic_batch=True)`` writes one file (nothing else left) that ONNX
+    Runtime runs at batch 2 with the reference's output."""
+    import onnxruntime
+
+    from medfuse.nets.ort_backend import export_onnx
+
+    net = load_pretrained("s3imfusion", task="ct-mri")
+    a, b = pair
+    path = export_onnx(net, tmp_path / "s3im.onnx", size=(256, 256), dynamic_batch=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["s3im.onnx"]
+    sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    xa, xb = torch.cat([a, b]), torch.cat([b, a])
+    out = torch.from_numpy(sess.run(["fused"], {"a": xa.numpy(), "b": xb.numpy()})[0])
+    ref = torch.cat([_reference(net, xa[i : i + 1], xb[i : i + 1]) for i in range(2)])
+    assert out.shape == (2, 1, 256, 256)
+    assert float((out - ref).abs().max()) <= TOL
+
+
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         with_backend(torch.nn.Identity(), "tensorrt")

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# ECFusion with the paper's training signal on the CPU until a GPU is lent: the CPU-reduced recipe
+# (pipelines/cpu_reduced_ecfusion.json + _randpatch: one random 128x128 masked patch per pair and
+# epoch, VGG16 perceptual substitute), one torch thread, lowest priority, EPOCHS epochs (default 30):
+#   bash training_runs/run_ecfusion_cpu.sh ct-mri|pet-mri|spect-mri [EPOCHS]
+# Resumable: run it again; it continues from the newest checkpoint (epoch end or every 10 steps) in
+# training_runs/ecfusion_<task>_cpu/. Console output is appended to that folder's console.txt.
+set -euo pipefail
+task=${1:?usage: run_ecfusion_cpu.sh ct-mri|pet-mri|spect-mri [EPOCHS]}
+epochs=${2:-30}
+cd "$(dirname "$0")/.."
+out=training_runs/ecfusion_${task}_cpu
+resume=()
+if compgen -G "$out/last_checkpoint_*.pt" > /dev/null || compgen -G "$out/mid_checkpoint_*.pt" > /dev/null; then
+  resume=(--resume)
+fi
+mkdir -p "$out"
+exec nice -n 19 env OMP_NUM_THREADS=1 python -m medfuse train "pipelines/ecfusion_$task.json" \
+  pipelines/cpu_reduced_ecfusion.json pipelines/cpu_reduced_ecfusion_randpatch.json \
+  device=cpu trainer#threads=1 trainer#tensorboard=false "trainer#max_epochs=$epochs" \
+  trainer#checkpoint_every_n_iterations=10 -o "$out" --no-progress "${resume[@]}" >> "$out/console.txt" 2>&1

@@ -8,14 +8,7 @@
 set -euo pipefail
 task=${1:?usage: run_ecfusion_cpu.sh ct-mri|pet-mri|spect-mri [EPOCHS]}
 epochs=${2:-30}
-cd "$(dirname "$0")/.."
-out=training_runs/ecfusion_${task}_cpu
-resume=()
-if compgen -G "$out/last_checkpoint_*.pt" > /dev/null || compgen -G "$out/mid_checkpoint_*.pt" > /dev/null; then
-  resume=(--resume)
-fi
-mkdir -p "$out"
-exec nice -n 19 env OMP_NUM_THREADS=1 python -m medfuse train "pipelines/ecfusion_$task.json" \
-  pipelines/cpu_reduced_ecfusion.json pipelines/cpu_reduced_ecfusion_randpatch.json \
-  device=cpu trainer#threads=1 trainer#tensorboard=false "trainer#max_epochs=$epochs" \
-  trainer#checkpoint_every_n_iterations=10 -o "$out" --no-progress "${resume[@]}" >> "$out/console.txt" 2>&1
+exec bash "$(dirname "$0")/train_cpu.sh" "training_runs/ecfusion_${task}_cpu" \
+  "pipelines/ecfusion_$task.json" pipelines/cpu_reduced_ecfusion.json \
+  pipelines/cpu_reduced_ecfusion_randpatch.json "trainer#max_epochs=$epochs" \
+  trainer#checkpoint_every_n_iterations=10

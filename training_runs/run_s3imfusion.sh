@@ -5,13 +5,5 @@
 # training_runs/s3imfusion_<task>/. Console output is appended to that folder's console.txt.
 set -euo pipefail
 task=${1:?usage: run_s3imfusion.sh ct-mri|pet-mri|spect-mri}
-cd "$(dirname "$0")/.."
-out=training_runs/s3imfusion_$task
-resume=()
-if compgen -G "$out/last_checkpoint_*.pt" > /dev/null || compgen -G "$out/mid_checkpoint_*.pt" > /dev/null; then
-  resume=(--resume)
-fi
-mkdir -p "$out"
-exec nice -n 19 env OMP_NUM_THREADS=1 python -m medfuse train "pipelines/s3imfusion_$task.json" \
-  device=cpu trainer#threads=1 trainer#amp=off trainer#tensorboard=false \
-  trainer#checkpoint_every_n_iterations=3 -o "$out" --no-progress "${resume[@]}" >> "$out/console.txt" 2>&1
+exec bash "$(dirname "$0")/train_cpu.sh" "training_runs/s3imfusion_$task" \
+  "pipelines/s3imfusion_$task.json" trainer#amp=off trainer#checkpoint_every_n_iterations=3

@@ -10,7 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    "Sobel", "pad_to_multiple", "crop_to", "fused_conv", "fused_inference", "reference_kernels",
+    "Sobel", "pad_to_multiple", "crop_to", "fused_conv", "fused_inference", "neighbourhoods",
+    "reference_kernels",
 ]
 
 _POINTWISE = (getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
@@ -43,17 +44,19 @@ def reference_kernels() -> Iterator[None]:
 
 def fused_conv(conv: nn.Conv2d | None, x: torch.Tensor, slope: float | None = None,
                other: torch.Tensor | None = None, binary: str | None = None,
-               weight: torch.Tensor | None = None) -> torch.Tensor:
+               weight: torch.Tensor | None = None,
+               bias: torch.Tensor | None = None) -> torch.Tensor:
     """One oneDNN call for ``act(conv(x))`` or ``conv(x) <binary> other`` (CPU inference only).
 
     Args:
         conv: the convolution (its weight, bias, padding, stride, dilation, groups); ``None`` for a
-            bias-free 1x1 convolution with ``weight``.
+            1x1 convolution with ``weight`` and ``bias``.
         x: ``(B, C_in, H, W)``, channels-last.
         slope: LeakyReLU slope applied after the convolution (``None``: no activation).
         other: ``(B, C_out, H', W')`` second operand of ``binary``.
         binary: ``"mul"`` or ``"add"``: ``conv(x) * other`` or ``conv(x) + other``.
         weight: replaces ``conv.weight``.
+        bias: the bias when ``conv`` is ``None`` (default none).
 
     Returns:
         ``(B, C_out, H', W')``, channels-last.
@@ -61,7 +64,8 @@ def fused_conv(conv: nn.Conv2d | None, x: torch.Tensor, slope: float | None = No
     assert _POINTWISE is not None, "fused_conv needs oneDNN (check fused_inference() first)"
     assert conv is not None or weight is not None, "fused_conv needs a conv or a weight"
     w = conv.weight if weight is None else weight  # type: ignore[union-attr]
-    bias = conv.bias if conv is not None else None
+    if conv is not None:
+        bias = conv.bias
     geo = ([0, 0], [1, 1], [1, 1], 1)
     if conv is not None:
         geo = ([int(v) for v in conv.padding], list(conv.stride), list(conv.dilation), conv.groups)
@@ -118,6 +122,24 @@ class Sobel(nn.Module):
         if self.mode == "abs":
             return g.abs().sum(dim=2)
         return torch.sqrt(g.pow(2).sum(dim=2) + self.eps)
+
+
+def neighbourhoods(x: torch.Tensor) -> torch.Tensor:
+    """The 3x3 neighbourhood of every pixel of a one-channel image, as 9 channels-last channels.
+
+    A 3x3 convolution (zero padding 1) of ``x`` is then a 1x1 convolution of the result with the
+    kernel reshaped to ``(C_out, 9, 1, 1)``: oneDNN's 3x3 convolution of a one-channel input costs
+    as much as a 16-channel one and returns NCHW, the 1x1 form a fraction of it, channels-last.
+
+    Args:
+        x: ``(B, 1, H, W)``.
+
+    Returns:
+        ``(B, 9, H, W)``, channels-last; channel ``3 i + j`` holds ``x[y + i - 1, x + j - 1]``.
+    """
+    b, _, h, w = x.shape
+    cols = F.unfold(x, 3, padding=1).view(b, 9, h, w)
+    return cols.contiguous(memory_format=torch.channels_last)
 
 
 def pad_to_multiple(

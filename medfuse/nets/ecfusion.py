@@ -48,7 +48,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from medfuse.nets.blocks import Sobel, crop_to, fused_conv, fused_inference, pad_to_multiple
+from medfuse.nets.blocks import (
+    Sobel,
+    crop_to,
+    fused_conv,
+    fused_inference,
+    neighbourhoods,
+    pad_to_multiple,
+)
 
 __all__ = [
     "ECFusion",
@@ -111,16 +118,24 @@ class _ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
         if fused_inference(x):
-            # x + conv2(lrelu(conv1(x))) * (F_edge + M_c): the same maths in 3 fused oneDNN calls
-            # and 3 passes over the features (the reference: 3 + 2 activations and 7 passes), all
-            # channels-last (a 1-channel input gives an NCHW edge-conv output otherwise)
-            slope = self.act.negative_slope
-            f_edge = fused_conv(self.fe.edge_conv, edge, slope=slope)
-            f_edge = f_edge.contiguous(memory_format=torch.channels_last)
-            gate = f_edge + self.fe.channel_weights(f_edge, pool=True)
-            h = fused_conv(self.conv1, x, slope=slope)
-            return x + fused_conv(self.conv2, h, other=gate, binary="mul")
+            return self.fused_forward(x, neighbourhoods(edge))
         return x + self.fe(self.conv2(self.act(self.conv1(x))), edge)
+
+    def fused_forward(self, x: torch.Tensor, edge_cols: torch.Tensor) -> torch.Tensor:
+        """The block on the fused CPU inference path.
+
+        ``x + conv2(lrelu(conv1(x))) * (F_edge + M_c)``: the same maths in 3 fused oneDNN calls and
+        3 passes over the features (the reference: 3 + 2 activations and 7 passes), all
+        channels-last; the edge convolution as a 1x1 convolution of the edge map's 3x3
+        neighbourhoods ``edge_cols`` ``(B, 9, H, W)`` (:func:`~medfuse.nets.blocks.neighbourhoods`).
+        """
+        slope = self.act.negative_slope
+        conv = self.fe.edge_conv
+        f_edge = fused_conv(None, edge_cols, slope=slope,
+                            weight=conv.weight.reshape(conv.out_channels, 9, 1, 1), bias=conv.bias)
+        gate = f_edge + self.fe.channel_weights(f_edge, pool=True)
+        h = fused_conv(self.conv1, x, slope=slope)
+        return x + fused_conv(self.conv2, h, other=gate, binary="mul")
 
 
 class EdgeAugmentedModule(nn.Module):
@@ -153,13 +168,25 @@ class EdgeAugmentedModule(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Multi-level features of ``x`` ``(B, in_channels, H, W)``: a list of ``(B, C, H, W)``."""
         edge = self.sobel(x).mean(dim=1, keepdim=True)
-        if fused_inference(x):
-            f = fused_conv(self.head[0], x, slope=self.head[1].negative_slope)
-        else:
-            f = self.head(x)
         out: list[torch.Tensor] = []
+        if not fused_inference(x):
+            f = self.head(x)
+            for i, block in enumerate(self.blocks):
+                f = block(f, edge)
+                if i + 1 in self.taps:
+                    out.append(f)
+            return out
+        # fused CPU inference: every map channels-last; one-channel 3x3 convolutions as 1x1
+        # convolutions of the 3x3 neighbourhoods, which are gathered once per image
+        head, slope = self.head[0], self.head[1].negative_slope
+        if x.shape[1] == 1:
+            f = fused_conv(None, neighbourhoods(x), slope=slope,
+                           weight=head.weight.reshape(head.out_channels, 9, 1, 1), bias=head.bias)
+        else:
+            f = fused_conv(head, x, slope=slope)
+        edge_cols = neighbourhoods(edge)
         for i, block in enumerate(self.blocks):
-            f = block(f, edge)
+            f = block.fused_forward(f, edge_cols)
             if i + 1 in self.taps:
                 out.append(f)
         return out
@@ -347,7 +374,7 @@ class CrossScaleTransformerFusion(nn.Module):
         x = x * F.interpolate(up_x, size=size, mode="bilinear", align_corners=False)
         y = y * F.interpolate(up_y, size=size, mode="bilinear", align_corners=False)
         w1, w2, w3 = self.combine.weight.chunk(3, dim=1)
-        hi = F.conv2d(torch.maximum(x, y), w1 + w3, self.combine.bias)
+        hi = fused_conv(None, torch.maximum(x, y), weight=w1 + w3, bias=self.combine.bias)
         return fused_conv(None, torch.minimum(x, y), other=hi, binary="add", weight=w2 + w3)
 
 

@@ -39,6 +39,11 @@ class ECFusionLoss(nn.Module):
         vgg_weights: explicit VGG weights file (see :mod:`medfuse.losses.perceptual`).
         reduction: ``"paper"`` or ``"mean"`` (see above).
         vgg_precision: the VGG's compute precision (:class:`~medfuse.losses.PerceptualLoss`).
+        vgg_subtract_mean: subtract the ImageNet mean from the VGG input (``False``: black stays
+            the VGG's zero input; see :class:`~medfuse.losses.PerceptualLoss`).
+        feature_norm: ``"none"`` (Eq. 15 as written) or ``"unit"`` (LPIPS-style unit-length
+            features; with ``vgg_subtract_mean=False`` the form that keeps a black background,
+            docs/nets.md).
 
     Raises:
         WeightsError: ``lam > 0`` and the VGG weights are not available.
@@ -46,7 +51,8 @@ class ECFusionLoss(nn.Module):
 
     def __init__(self, lam: float = 0.02, backbone: str = "vgg19",
                  vgg_weights: str | Path | None = None, reduction: str = "paper",
-                 vgg_precision: str = "auto") -> None:
+                 vgg_precision: str = "auto", vgg_subtract_mean: bool = True,
+                 feature_norm: str = "none") -> None:
         super().__init__()
         if reduction not in ("paper", "mean"):
             raise ValueError(f"reduction must be 'paper' or 'mean', not {reduction!r}")
@@ -57,7 +63,9 @@ class ECFusionLoss(nn.Module):
                                             reference_pixels=PAPER_PIXELS)
         else:
             self.gradient = MaxGradientLoss("l2", "magnitude", reduction="mean")
-        self.perceptual = (PerceptualLoss(backbone, vgg_weights, precision=vgg_precision)
+        self.perceptual = (PerceptualLoss(backbone, vgg_weights, precision=vgg_precision,
+                                          subtract_mean=vgg_subtract_mean,
+                                          feature_norm=feature_norm)
                            if self.lam > 0 else None)
 
     @property

@@ -49,10 +49,11 @@ import torch.nn.functional as F
 
 from medfuse.errors import WeightsError
 
-__all__ = ["BACKBONES", "PRECISIONS", "PerceptualLoss", "VGGFeatures", "bf16_is_fast",
-           "default_weights_path"]
+__all__ = ["BACKBONES", "FEATURE_NORMS", "PRECISIONS", "PerceptualLoss", "VGGFeatures",
+           "bf16_is_fast", "default_weights_path"]
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+FEATURE_NORMS = ("none", "unit")
 
 
 def bf16_is_fast(device: torch.device | str) -> bool:
@@ -171,6 +172,16 @@ class PerceptualLoss(nn.Module):
         precision: ``"auto"`` (bfloat16 autocast where :func:`bf16_is_fast`, else float32),
             ``"float32"`` or ``"bfloat16"``.
         channels_last: run the VGG on channels-last tensors (faster with oneDNN).
+        subtract_mean: subtract the ImageNet mean from the VGG input (the backbone's own
+            preprocessing). ``False`` keeps black at the VGG's zero input (caffe: BGR 0..255;
+            torchvision: ``x / std``), so that a black region gives the same features whatever
+            the VGG's training statistics.
+        feature_norm: ``"none"``: Eq. 15 as written, each squared feature difference averaged over
+            its map. ``"unit"``: each feature vector scaled to unit length over the channels and the
+            squared differences summed over the channels and averaged over the positions (LPIPS,
+            Zhang et al. 2018, without its learned weights): every layer then has a comparable
+            scale whatever its activation range. With ``subtract_mean=False`` it is the form whose
+            optimum keeps the sources' black background (docs/nets.md); the paper names neither.
 
     Raises:
         WeightsError: the backbone's weights are not found or do not fit (the message names the
@@ -179,8 +190,14 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, backbone: str = "vgg19", weights: str | Path | None = None,
                  layer_weights: tuple[float, ...] = LAYER_WEIGHTS, precision: str = "auto",
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, subtract_mean: bool = True,
+                 feature_norm: str = "none") -> None:
         super().__init__()
+        if feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {', '.join(FEATURE_NORMS)}, "
+                             f"not {feature_norm!r}")
+        self.feature_norm = feature_norm
+        self.subtract_mean = bool(subtract_mean)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.precision = precision
@@ -215,7 +232,11 @@ class PerceptualLoss(nn.Module):
             mean, std = [103.939 / 255, 116.779 / 255, 123.68 / 255], [1 / 255] * 3
         # Caffe inputs are ~58x larger than torchvision's ((x - mean) / std with std ~0.226), so its
         # features are scaled back by that ratio to give lambda the same meaning for both backbones.
-        self.feature_scale = 1.0 if self.preprocessing == "torchvision" else (1 / 0.2260) / 255.0
+        # Unit-length features do not depend on the input scale.
+        self.feature_scale = (1.0 if self.preprocessing == "torchvision" or feature_norm == "unit"
+                              else (1 / 0.2260) / 255.0)
+        if not self.subtract_mean:
+            mean = [0.0, 0.0, 0.0]
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
@@ -252,11 +273,25 @@ class PerceptualLoss(nn.Module):
             return self._bf16_vgg(x.device)(self._prep(x).to(torch.bfloat16))
         return self.vgg(self._prep(x))
 
+    def _distance(self, f: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Mean squared difference of ``(B, C, h, w)`` feature maps under :attr:`feature_norm`."""
+        if self.feature_norm == "unit":
+            return (f - t).pow(2).sum(dim=1).mean()
+        return F.mse_loss(f, t)
+
+    def _normalise(self, f: torch.Tensor) -> torch.Tensor:
+        """``f`` in float32, scaled to unit length over the channels under ``"unit"``."""
+        f = f.float()
+        if self.feature_norm == "unit":
+            f = f * torch.rsqrt(f.pow(2).sum(dim=1, keepdim=True) + 1e-10)
+        return f
+
     def forward(self, fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Scalar ``L_per`` for ``(B, 1, H, W)`` images in ``[-1, 1]``.
 
-        Per layer, ``mse(f, t_a) + mse(f, t_b) = 2 mse(f, (t_a + t_b) / 2) + mse(t_a, t_b) / 2``:
-        the same value with one squared difference (and one backward) instead of two.
+        Per layer, ``d(f, t_a) + d(f, t_b) = 2 d(f, (t_a + t_b) / 2) + d(t_a, t_b) / 2`` for the
+        squared Euclidean distance ``d``: the same value with one squared difference (and one
+        backward) instead of two.
         """
         n = fused.shape[0]
         with torch.no_grad():
@@ -265,10 +300,10 @@ class PerceptualLoss(nn.Module):
         loss = fused.new_zeros((), dtype=torch.float32)
         for w, f, t in zip(self.layer_weights, feats, targets):
             with torch.no_grad():
-                t = t.float()
+                t = self._normalise(t)
                 mid = (t[:n] + t[n:]) * 0.5
-                spread = F.mse_loss(t[:n], t[n:]) * 0.5
-            loss = loss + w * (2.0 * F.mse_loss(f.float(), mid) + spread)
+                spread = self._distance(t[:n], t[n:]) * 0.5
+            loss = loss + w * (2.0 * self._distance(self._normalise(f), mid) + spread)
         if self.feature_scale != 1.0:
             loss = loss * self.feature_scale**2
         return loss

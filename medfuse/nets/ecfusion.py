@@ -178,14 +178,17 @@ class EdgeAugmentedModule(nn.Module):
             return out
         # fused CPU inference: every map channels-last; one-channel 3x3 convolutions as 1x1
         # convolutions of the 3x3 neighbourhoods, which are gathered once per image
-        head, slope = self.head[0], self.head[1].negative_slope
+        head = self.head[0]
+        assert isinstance(head, nn.Conv2d)
+        slope = float(self.head[1].negative_slope)
         if x.shape[1] == 1:
             f = fused_conv(None, neighbourhoods(x), slope=slope,
                            weight=head.weight.reshape(head.out_channels, 9, 1, 1), bias=head.bias)
         else:
             f = fused_conv(head, x, slope=slope)
         edge_cols = neighbourhoods(edge)
-        for i, block in enumerate(self.blocks):
+        blocks: list[_ResidualBlock] = list(self.blocks)  # type: ignore[arg-type]
+        for i, block in enumerate(blocks):
             f = block.fused_forward(f, edge_cols)
             if i + 1 in self.taps:
                 out.append(f)

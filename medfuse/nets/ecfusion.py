@@ -187,7 +187,7 @@ class EdgeAugmentedModule(nn.Module):
         else:
             f = fused_conv(head, x, slope=slope)
         edge_cols = neighbourhoods(edge)
-        blocks: list[_ResidualBlock] = list(self.blocks)  # type: ignore[arg-type]
+        blocks: list[_ResidualBlock] = list(self.blocks)
         for i, block in enumerate(blocks):
             f = block.fused_forward(f, edge_cols)
             if i + 1 in self.taps:

@@ -44,6 +44,9 @@ class FusionMethod:
     * ``needs_weights``: True for trained networks.
     * ``bytes_per_pixel``: rough working memory per pixel of one slice pair, used to choose the
       batch size from free memory.
+    * ``cpu_batch_pixels``: most pixels (slices x H x W) in one automatic CPU batch; ``None``: no
+      limit beyond memory. The networks set it: on the CPU a larger batch only adds cache misses
+      (ECFusion per 512x512 slice: 835 ms alone, 1514 ms in batches of 4).
 
     Args:
         device: where the tensors are fused ("cpu", "cuda", "cuda:1", ...).
@@ -54,6 +57,7 @@ class FusionMethod:
     description: ClassVar[str] = ""
     needs_weights: ClassVar[bool] = False
     bytes_per_pixel: ClassVar[int] = 64
+    cpu_batch_pixels: ClassVar[int | None] = None
 
     def __init__(self, device: str | torch.device = "cpu", **options: Any) -> None:
         self.device = torch.device(device)

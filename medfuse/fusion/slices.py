@@ -40,7 +40,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def auto_batch_size(method: FusionMethod, height: int, width: int, n_slices: int) -> int:
     """Slices per batch: half the free device memory on CUDA; on CPU what
-    :data:`CPU_BATCH_BYTES` holds, at most :data:`CPU_BATCH`.
+    :data:`CPU_BATCH_BYTES` holds, at most :data:`CPU_BATCH` and at most the method's
+    ``cpu_batch_pixels`` (at least one slice).
 
     Args:
         method: the fusion method (its ``bytes_per_pixel`` estimates working memory).
@@ -55,6 +56,8 @@ def auto_batch_size(method: FusionMethod, height: int, width: int, n_slices: int
     else:
         per_slice = max(1, method.bytes_per_pixel * height * width)
         batch = max(1, min(CPU_BATCH, int(CPU_BATCH_BYTES // per_slice)))
+        if method.cpu_batch_pixels is not None:
+            batch = max(1, min(batch, method.cpu_batch_pixels // max(1, height * width)))
     return max(1, min(batch, n_slices))
 
 

@@ -117,6 +117,16 @@ def test_fuse_slices_batches_match_one_batch(ct_mri_pair):
     assert auto_batch_size(m, 256, 256, 3) == 3
 
 
+def test_cpu_batches_of_networks_hold_at_most_two_256_slices():
+    """On the CPU a network gets one 512x512 slice or two 256x256 slices per call (bigger batches
+    are slower per slice there); a classical method keeps its memory-sized batch."""
+    net = get_method("s3imfusion", task="ct-mri")
+    assert auto_batch_size(net, 512, 512, 94) == 1
+    assert auto_batch_size(net, 256, 256, 94) == 2
+    assert auto_batch_size(net, 64, 64, 94) == 16  # CPU_BATCH still caps it
+    assert auto_batch_size(get_method("laplacian"), 512, 512, 94) > 1
+
+
 def test_network_methods_without_weights_fail_with_one_clear_line(tmp_path, monkeypatch):
     import medfuse.nets.pretrained as pretrained
 

@@ -44,8 +44,8 @@ def reference_kernels() -> Iterator[None]:
 
 def fused_conv(conv: nn.Conv2d | None, x: torch.Tensor, slope: float | None = None,
                other: torch.Tensor | None = None, binary: str | None = None,
-               weight: torch.Tensor | None = None,
-               bias: torch.Tensor | None = None) -> torch.Tensor:
+               weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+               no_bias: bool = False) -> torch.Tensor:
     """One oneDNN call for ``act(conv(x))`` or ``conv(x) <binary> other`` (CPU inference only).
 
     Args:
@@ -56,7 +56,8 @@ def fused_conv(conv: nn.Conv2d | None, x: torch.Tensor, slope: float | None = No
         other: ``(B, C_out, H', W')`` second operand of ``binary``.
         binary: ``"mul"`` or ``"add"``: ``conv(x) * other`` or ``conv(x) + other``.
         weight: replaces ``conv.weight``.
-        bias: the bias when ``conv`` is ``None`` (default none).
+        bias: replaces ``conv.bias`` (with ``conv=None``: the bias, default none).
+        no_bias: no bias at all (not ``conv.bias`` either).
 
     Returns:
         ``(B, C_out, H', W')``, channels-last.
@@ -64,7 +65,9 @@ def fused_conv(conv: nn.Conv2d | None, x: torch.Tensor, slope: float | None = No
     assert _POINTWISE is not None, "fused_conv needs oneDNN (check fused_inference() first)"
     assert conv is not None or weight is not None, "fused_conv needs a conv or a weight"
     w = conv.weight if weight is None else weight  # type: ignore[union-attr]
-    if conv is not None:
+    if no_bias:
+        bias = None
+    elif bias is None and conv is not None:
         bias = conv.bias
     geo = ([0, 0], [1, 1], [1, 1], 1)
     if conv is not None:

@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from medfuse.nets.blocks import fused_conv, fused_inference
+
 __all__ = [
     "S3IMFusion",
     "SalientBranch",
@@ -18,6 +20,22 @@ __all__ = [
     "TransformerBlock",
     "GlobalBranch",
 ]
+
+def _max_pool_same(x: torch.Tensor, kernel: int | tuple[int, ...]) -> torch.Tensor:
+    """Stride-1 max-pooling with 'same' padding as two separable 1-D maxima (``(B, C, H, W)``)."""
+    k = kernel if isinstance(kernel, int) else int(kernel[0])
+    r = k // 2
+    if r == 0:
+        return x
+    p = F.pad(x, (r, r, r, r), value=float("-inf"))
+    h, w = x.shape[-2:]
+    row = p[..., :, 0:w]
+    for i in range(1, k):
+        row = torch.maximum(row, p[..., :, i:i + w])
+    out = row[..., 0:h, :]
+    for i in range(1, k):
+        out = torch.maximum(out, row[..., i:i + h, :])
+    return out.contiguous(memory_format=torch.channels_last)
 
 
 class SalientBranch(nn.Module):
@@ -49,6 +67,23 @@ class SalientBranch(nn.Module):
         """``(B, C, H, W)`` hybrid features -> ``(B, C, H, W)`` salient features (>= 0)."""
         return self.feat(x) * torch.sigmoid(self.pool(self.att_conv(x)))
 
+    def fused_forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """``scale * forward(x)`` on the fused CPU inference path (eval mode).
+
+        BatchNorm (running statistics) and the positive per-channel ``scale`` ``(C,)`` are folded
+        into the convolution, whose ReLU is a oneDNN post-op; the stride-1 max-pooling is taken as
+        two separable 3-tap maxima (the same values, 3x faster than ``max_pool2d`` channels-last).
+        """
+        conv, bn = self.feat[0], self.feat[1]
+        assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+        assert bn.running_var is not None and bn.running_mean is not None
+        k = scale * bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        feat = fused_conv(conv, x, slope=0.0, weight=conv.weight * k[:, None, None, None],
+                          bias=(bn.bias - bn.running_mean * bn.weight
+                                * torch.rsqrt(bn.running_var + bn.eps)) * scale)
+        att = _max_pool_same(fused_conv(self.att_conv, x), self.pool.kernel_size)
+        return feat.mul_(att.sigmoid_())
+
 
 class _CascadeStage(nn.Module):
     """One layer of both detail branches: each conv sees both branches' previous features."""
@@ -61,10 +96,27 @@ class _CascadeStage(nn.Module):
         self.negative_slope = negative_slope
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if fused_inference(x1):
+            return self._fused(x1, x2)
         s = torch.cat([x1, x2], dim=1)
         y1 = x1 + F.leaky_relu(self.conv1(s), self.negative_slope)
         y2 = x2 + F.leaky_relu(self.conv2(s), self.negative_slope)
         return y1, y2
+
+    def _fused(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stage without the concatenation: ``conv([x1; x2]) = conv_1(x1) + conv_2(x2)``
+        (one convolution with the summed kernel when ``x1 is x2``, as at the first stage)."""
+        out = []
+        for conv, x in ((self.conv1, x1), (self.conv2, x2)):
+            w1, w2 = conv.weight.chunk(2, dim=1)
+            if x1 is x2:
+                z = fused_conv(conv, x1, slope=self.negative_slope, weight=w1 + w2)
+            else:
+                z = fused_conv(conv, x1, weight=w1)
+                z = fused_conv(conv, x2, other=z, binary="add", weight=w2, no_bias=True)
+                z = F.leaky_relu_(z, self.negative_slope)
+            out.append(z.add_(x))
+        return out[0], out[1]
 
 
 class CascadedDetailBranches(nn.Module):
@@ -183,8 +235,12 @@ class GlobalBranch(nn.Module):
         self.norm = nn.LayerNorm(embed_dim)
         self.out = nn.Conv2d(embed_dim, channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` with ``H, W`` multiples of ``token_size`` -> ``(B, C, H, W)``."""
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, H, W)`` with ``H, W`` multiples of ``token_size`` -> ``(B, C, H, W)``.
+
+        ``scale`` ``(C,)``: multiply the output per channel (folded into the 1x1 projection; the
+        fused inference path uses it for the branch weight).
+        """
         size = x.shape[-2:]
         t = self.embed(x)
         t = t + self.pos(t)
@@ -193,7 +249,13 @@ class GlobalBranch(nn.Module):
         for blk in self.blocks:
             tokens = blk(tokens)
         t = self.norm(tokens).transpose(1, 2).reshape(b, e, gh, gw).contiguous()
-        return F.interpolate(self.out(t), size=size, mode="bilinear", align_corners=False)
+        if scale is None:
+            out = self.out(t)
+        else:  # bilinear resampling is linear with weights summing to 1: scale before it
+            out = F.conv2d(t, self.out.weight * scale[:, None, None, None],
+                           None if self.out.bias is None else self.out.bias * scale)
+            out = out.contiguous(memory_format=torch.channels_last)
+        return F.interpolate(out, size=size, mode="bilinear", align_corners=False)
 
 
 class S3IMFusion(nn.Module):
@@ -322,9 +384,36 @@ class S3IMFusion(nn.Module):
                 # widths. Skipped under torch.export (mixed layouts make it guard on the token grid
                 # size; the exported graph is NCHW) and TorchScript.
                 x = x.contiguous(memory_format=torch.channels_last)
-        f = F.leaky_relu(self.hybrid(x), self.negative_slope)
-        d1, d2 = self.detail(f)
-        wts = self.branch_weights()[:, :, None, None]
-        y = wts[0] * self.salient(f) + wts[1] * d1 + wts[2] * d2 + wts[3] * self.global_branch(f)
+        if not torch.jit.is_scripting() and fused_inference(x):
+            out = self._fused_body(x)
+        else:
+            f = F.leaky_relu(self.hybrid(x), self.negative_slope)
+            d1, d2 = self.detail(f)
+            wts = self.branch_weights()[:, :, None, None]
+            y = (wts[0] * self.salient(f) + wts[1] * d1 + wts[2] * d2
+                 + wts[3] * self.global_branch(f))
+            out = torch.tanh(self.reconstruct(y))
         # crop back by negative padding (a slice makes torch.export guard on the pad being zero)
-        return F.pad(torch.tanh(self.reconstruct(y)), (0, -pw, 0, -ph)).contiguous()
+        return F.pad(out, (0, -pw, 0, -ph)).contiguous()
+
+    @torch.jit.unused
+    def _fused_body(self, x: torch.Tensor) -> torch.Tensor:
+        """Steps 1-4 on the fused CPU inference path (eval mode; the same maths re-ordered).
+
+        Convolution + activation pairs are single oneDNN calls, the detail stages skip their
+        concatenation, BatchNorm and the positive branch weights are folded into the salient and
+        global branches' convolutions, and the weighted sum is accumulated in place.
+
+        Args:
+            x: ``(B, 2 in_channels, H, W)`` padded sources, channels-last.
+
+        Returns:
+            ``(B, out_channels, H, W)``.
+        """
+        f = fused_conv(self.hybrid, x, slope=self.negative_slope)
+        d1, d2 = self.detail(f)
+        wts = self.branch_weights()
+        y = self.salient.fused_forward(f, wts[0])
+        y.addcmul_(d1, wts[1][:, None, None]).addcmul_(d2, wts[2][:, None, None])
+        y.add_(self.global_branch(f, scale=wts[3]))
+        return torch.tanh(fused_conv(self.reconstruct, y))

@@ -50,6 +50,19 @@ def test_eager_fast_path_matches_reference(pair, name: str, size: tuple[int, int
 
 
 @pytest.mark.parametrize("name", ["ecfusion", "s3imfusion"])
+def test_eager_fast_path_matches_reference_in_a_batch(pair, name: str) -> None:
+    """Per-sample parts (ECFusion's channel weights) stay per sample in a batch of two."""
+    net = load_pretrained(name, task="ct-mri")
+    a, b = pair
+    a2, b2 = torch.cat([a, b.flip(-1)]), torch.cat([b, a.flip(-2)])
+    ref = _reference(net, a2, b2)
+    with torch.inference_mode():
+        out = net(a2, b2)
+    assert float((out - ref).abs().max()) <= TOL
+    assert float((ref[0] - ref[1]).abs().max()) > 0.1  # two different pairs
+
+
+@pytest.mark.parametrize("name", ["ecfusion", "s3imfusion"])
 @pytest.mark.parametrize("size", [(256, 256), (200, 248)])
 def test_onnxruntime_matches_reference(pair, name: str, size: tuple[int, int]) -> None:
     import onnxruntime  # noqa: F401  - the test extra installs it (medfuse[all])

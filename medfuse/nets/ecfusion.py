@@ -58,12 +58,18 @@ from medfuse.nets.blocks import (
 )
 
 __all__ = [
+    "ClipInEval",
     "ECFusion",
+    "OUT_ACTIVATIONS",
     "EdgeAugmentedModule",
     "FeatureEnhancement",
     "HCEL",
     "CrossScaleTransformerFusion",
 ]
+
+
+#: ECFusion's output activations (the paper names none).
+OUT_ACTIVATIONS = ("tanh", "clamp", "identity")
 
 
 class FeatureEnhancement(nn.Module):
@@ -381,6 +387,21 @@ class CrossScaleTransformerFusion(nn.Module):
         return fused_conv(None, torch.minimum(x, y), other=hi, binary="add", weight=w2 + w3)
 
 
+class ClipInEval(nn.Module):
+    """Identity while training, clipped to ``[-1, 1]`` in eval mode (ECFusion's ``"identity"``
+    output).
+
+    Training then sees the raw output: a black background (-1) with the sources' noise around it
+    costs nothing more than a grey one, where a clamp's zero gradient below -1 (or a tanh's
+    saturation) makes the Sobel term pay for every clipped noise excursion and holds the
+    background above black.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` -> the same, clipped to ``[-1, 1]`` unless training."""
+        return x if self.training else x.clamp(-1.0, 1.0)
+
+
 class ECFusion(nn.Module):
     """ECFusion network: two sources in, one fused image out.
 
@@ -396,9 +417,10 @@ class ECFusion(nn.Module):
         token_channels: HCEL token widths ``C_0..C_n`` (paper: 32, 8, 8, 8).
         num_heads: attention heads.
         mlp_ratio: token MLP width ratio.
-        out_activation: ``"tanh"`` (default; the shipped weights) or ``"clamp"`` (identity inside
-            ``[-1, 1]``, clipped outside: black, -1, is reached with a full gradient up to it;
-            see docs/nets.md).
+        out_activation: ``"tanh"`` (default; the older shipped weights), ``"clamp"`` (identity
+            inside ``[-1, 1]``, clipped outside: black, -1, is reached with a full gradient up to
+            it) or ``"identity"`` (:class:`ClipInEval`: unclipped while training, clipped in eval
+            mode); see docs/nets.md.
 
     Inputs and output are ``(B, C, H, W)`` in ``[-1, 1]``; any ``H``, ``W`` (reflect-padded to a
     multiple of ``patch_size`` and cropped back).
@@ -420,8 +442,9 @@ class ECFusion(nn.Module):
         out_activation: str = "tanh",
     ) -> None:
         super().__init__()
-        if out_activation not in ("tanh", "clamp"):
-            raise ValueError(f"out_activation must be 'tanh' or 'clamp', not {out_activation!r}")
+        if out_activation not in OUT_ACTIVATIONS:
+            raise ValueError(f"out_activation must be one of {', '.join(OUT_ACTIVATIONS)}, "
+                             f"not {out_activation!r}")
         if spatial_dims != 2:
             raise ValueError(
                 f"ECFusion is a 2D network (spatial_dims=2), got spatial_dims={spatial_dims}"
@@ -442,7 +465,8 @@ class ECFusion(nn.Module):
             nn.Conv2d(features, features // 2, 3, padding=1),
             nn.LeakyReLU(0.2),
             nn.Conv2d(features // 2, out_channels, 3, padding=1),
-            nn.Tanh() if out_activation == "tanh" else nn.Hardtanh(-1.0, 1.0),
+            {"tanh": nn.Tanh(), "clamp": nn.Hardtanh(-1.0, 1.0), "identity": ClipInEval()}[
+                out_activation],
         )
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

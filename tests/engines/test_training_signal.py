@@ -98,6 +98,31 @@ def test_clamp_output_reaches_black_with_a_full_gradient(harvard_tensor, tmp_pat
         ECFusion(out_activation="relu")
 
 
+def test_identity_output_is_unclipped_in_training_and_clipped_in_eval(harvard_tensor,
+                                                                       tmp_path: Path) -> None:
+    """``out_activation="identity"``: below black while training (so clipped noise costs the
+    Sobel term nothing), inside [-1, 1] in eval and inference; the option travels in the file."""
+    a, b = harvard_tensor("PET-MRI", "PET", "25017", 64), harvard_tensor("PET-MRI", "MRI", "25017", 64)
+    torch.manual_seed(0)
+    net = ECFusion(out_activation="identity")
+    last = net.decoder[-2]
+    with torch.no_grad():
+        last.bias.fill_(-3.0)
+    raw = net.train()(a, b)
+    assert raw.min().item() < -1.5
+    raw.mean().backward()
+    assert last.bias.grad.item() == pytest.approx(1.0)  # a full gradient below black
+    with torch.no_grad():
+        clipped = net.eval()(a, b)
+    assert clipped.min().item() == -1.0 and clipped.max().item() <= 1.0
+    with torch.inference_mode():  # the fused CPU path ends in the same module
+        assert torch.equal(net(a, b), clipped)
+    path = save_weights(net, tmp_path / "i.safetensors", "ecfusion", {"out_activation": "identity"})
+    loaded = load_weights(path)
+    with torch.no_grad():
+        assert not loaded.training and torch.allclose(loaded(a, b), clipped, atol=1e-5)
+
+
 # --- background level and the baseline score ----------------------------------------------------
 
 def test_background_is_the_fused_level_where_both_sources_are_black(harvard_tensor) -> None:

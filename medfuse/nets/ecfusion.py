@@ -139,9 +139,9 @@ class _ResidualBlock(nn.Module):
         conv = self.fe.edge_conv
         f_edge = fused_conv(None, edge_cols, slope=slope,
                             weight=conv.weight.reshape(conv.out_channels, 9, 1, 1), bias=conv.bias)
-        gate = f_edge + self.fe.channel_weights(f_edge, pool=True)
+        gate = f_edge.add_(self.fe.channel_weights(f_edge, pool=True))  # in place: no new map
         h = fused_conv(self.conv1, x, slope=slope)
-        return x + fused_conv(self.conv2, h, other=gate, binary="mul")
+        return fused_conv(self.conv2, h, other=gate, binary="mul").add_(x)
 
 
 class EdgeAugmentedModule(nn.Module):
@@ -380,8 +380,8 @@ class CrossScaleTransformerFusion(nn.Module):
         cl = torch.channels_last
         up_x = self.proj_x(t_x).contiguous(memory_format=cl)
         up_y = self.proj_y(t_y).contiguous(memory_format=cl)
-        x = x * F.interpolate(up_x, size=size, mode="bilinear", align_corners=False)
-        y = y * F.interpolate(up_y, size=size, mode="bilinear", align_corners=False)
+        x = F.interpolate(up_x, size=size, mode="bilinear", align_corners=False).mul_(x)
+        y = F.interpolate(up_y, size=size, mode="bilinear", align_corners=False).mul_(y)
         w1, w2, w3 = self.combine.weight.chunk(3, dim=1)
         hi = fused_conv(None, torch.maximum(x, y), weight=w1 + w3, bias=self.combine.bias)
         return fused_conv(None, torch.minimum(x, y), other=hi, binary="add", weight=w2 + w3)

@@ -16,6 +16,8 @@ __all__ = [
 
 _POINTWISE = (getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
               if torch.backends.mkldnn.is_available() else None)
+_POINTWISE_INPLACE = (getattr(torch.ops.mkldnn, "_convolution_pointwise_", None)
+                      if torch.backends.mkldnn.is_available() else None)
 _FUSED = [True]
 
 
@@ -45,7 +47,7 @@ def reference_kernels() -> Iterator[None]:
 def fused_conv(conv: nn.Conv2d | None, x: torch.Tensor, slope: float | None = None,
                other: torch.Tensor | None = None, binary: str | None = None,
                weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
-               no_bias: bool = False) -> torch.Tensor:
+               no_bias: bool = False, inplace: bool = False) -> torch.Tensor:
     """One oneDNN call for ``act(conv(x))`` or ``conv(x) <binary> other`` (CPU inference only).
 
     Args:
@@ -58,6 +60,8 @@ def fused_conv(conv: nn.Conv2d | None, x: torch.Tensor, slope: float | None = No
         weight: replaces ``conv.weight``.
         bias: replaces ``conv.bias`` (with ``conv=None``: the bias, default none).
         no_bias: no bias at all (not ``conv.bias`` either).
+        inplace: with ``binary="add"``, write ``conv(x) + other`` into ``other`` (a
+            channels-last tensor of the output's shape) instead of a new tensor.
 
     Returns:
         ``(B, C_out, H', W')``, channels-last.
@@ -75,6 +79,10 @@ def fused_conv(conv: nn.Conv2d | None, x: torch.Tensor, slope: float | None = No
     x = x.contiguous(memory_format=torch.channels_last)
     if binary is not None:
         assert other is not None, "a binary fused_conv needs its second operand"
+        if inplace and binary == "add" and _POINTWISE_INPLACE is not None:
+            assert other.is_contiguous(memory_format=torch.channels_last), "in place needs NHWC"
+            _POINTWISE_INPLACE.binary(other, x, w, bias, *geo, binary, None, None, [], None)
+            return other
         other = other.contiguous(memory_format=torch.channels_last)
         return _POINTWISE.binary(x, other, w, bias, *geo, binary, None, None, [], None)
     if slope is None:

@@ -384,7 +384,8 @@ class CrossScaleTransformerFusion(nn.Module):
         y = F.interpolate(up_y, size=size, mode="bilinear", align_corners=False).mul_(y)
         w1, w2, w3 = self.combine.weight.chunk(3, dim=1)
         hi = fused_conv(None, torch.maximum(x, y), weight=w1 + w3, bias=self.combine.bias)
-        return fused_conv(None, torch.minimum(x, y), other=hi, binary="add", weight=w2 + w3)
+        return fused_conv(None, torch.minimum(x, y), other=hi, binary="add", weight=w2 + w3,
+                          inplace=True)
 
 
 class ClipInEval(nn.Module):

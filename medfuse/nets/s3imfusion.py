@@ -113,7 +113,8 @@ class _CascadeStage(nn.Module):
                 z = fused_conv(conv, x1, slope=self.negative_slope, weight=w1 + w2)
             else:
                 z = fused_conv(conv, x1, weight=w1)
-                z = fused_conv(conv, x2, other=z, binary="add", weight=w2, no_bias=True)
+                z = fused_conv(conv, x2, other=z, binary="add", weight=w2, no_bias=True,
+                               inplace=True)
                 z = F.leaky_relu_(z, self.negative_slope)
             out.append(z.add_(x))
         return out[0], out[1]

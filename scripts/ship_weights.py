@@ -44,9 +44,9 @@ DEVIATIONS = {
   keeps its weight; docs/nets.md) instead of the paper's VGG19: torchvision's VGG19 weights cannot
   be downloaded on the training machine.
 - **Training data**: 90 % of the Harvard training pairs; 10 % held out for validation
-  (`pipelines/splits/harvard_val10.json`), the best epoch chosen by validation Qabf. The paper
+  (`pipelines/splits/harvard_val10.json`), the best epoch chosen by validation {key}. The paper
   trains on all pairs and reports its 24-pair test set (not available here).
-- **Network**: 831,145 parameters against the paper's 0.92 M (its silent choices: docs/nets.md).
+- **Network**: 831,145 parameters against the paper's 0.92 M (its silent choices: docs/nets.md).{choices}
 - **What would close the gap**: the paper's full recipe on a GPU,
   `medfuse train pipelines/ecfusion_{task}.json -o runs/ecfusion_{task}` (VGG19 weights in
   `$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`): about {ratio:.0f}x the patch presentations of
@@ -103,7 +103,9 @@ FULL_TEXT = {
 PET_NOTE = ("\n- **Task**: the S3IMFusion paper has no PET-MRI experiment; its recipe is applied "
             "to PET-MRI as to SPECT-MRI, and the paper row is left empty.")
 
-OVERLAYS = ("pipelines/cpu_reduced_{net}.json", "pipelines/cpu_reduced_ecfusion_randpatch.json")
+OVERLAYS = ("pipelines/cpu_reduced_{net}.json", "pipelines/cpu_reduced_ecfusion_randpatch.json",
+            "pipelines/ecfusion_black_background.json", "pipelines/ecfusion_identity_output.json")
+RANDPATCH = "pipelines/cpu_reduced_ecfusion_randpatch.json"
 
 
 def _setting(config: object, key: str) -> object:
@@ -176,7 +178,28 @@ def full_recipe(summary: dict) -> str:
                               pet=pet, params=params, **FULL_TEXT[net])
 
 
-def deviations(summary: dict, randpatch: bool = False, reduced: bool = True) -> str:
+def silent_choices(summary: dict, config: dict | None = None) -> str:
+    """Card lines for ECFusion's loss and output choices where the paper is silent (a run's
+    ``summary.json`` for the network kwargs, its ``config.json`` for the loss)."""
+    lines = []
+    act = summary.get("network_kwargs", {}).get("out_activation", "tanh")
+    lines.append(f"- **Output activation** (paper silent): `{act}`"
+                 + {"tanh": ".",
+                    "clamp": " (linear up to black, clipped outside [-1, 1]).",
+                    "identity": " (unclipped while training, clipped to [-1, 1] in eval and at "
+                                "inference; docs/nets.md)."}.get(act, "."))
+    loss = (config or {}).get("loss", {})
+    if loss.get("feature_norm") == "unit" or loss.get("vgg_subtract_mean") is False:
+        lines.append("- **Perceptual loss form** (paper silent): VGG input without the ImageNet "
+                     f"mean (`vgg_subtract_mean={loss.get('vgg_subtract_mean')}`) and "
+                     f"`feature_norm={loss.get('feature_norm')}` (unit-length features, LPIPS "
+                     "normalisation), the form whose optimum keeps the black background "
+                     "(docs/nets.md).")
+    return "\n" + "\n".join(lines)
+
+
+def deviations(summary: dict, randpatch: bool = False, reduced: bool = True,
+               config: dict | None = None) -> str:
     """The card's "Deviations from the paper" section for a run's ``summary.json``."""
     if not reduced:
         return "## Deviations from the paper\n\n" + full_recipe(summary)
@@ -196,9 +219,11 @@ def deviations(summary: dict, randpatch: bool = False, reduced: bool = True) -> 
         full_epoch_h = 9 * train_pairs / int(summary["batch_size"]) * step * 4 / 3600  # 4x pixels
         sampling = ("one random patch per pair and epoch" if randpatch else
                     f"{items // train_pairs} per pair on a stride-128 grid")
+        key = (summary.get("validation") or {}).get("key_metric", "Qabf")
         text = DEVIATIONS[net].format(epochs=epochs, items=items, sampling=sampling,
-                                      seen=seen, paper_seen=paper_seen, task=task,
-                                      ratio=paper_seen / max(seen, 1), full_epoch_h=full_epoch_h)
+                                      seen=seen, paper_seen=paper_seen, task=task, key=f"`{key}`",
+                                      ratio=paper_seen / max(seen, 1), full_epoch_h=full_epoch_h,
+                                      choices=silent_choices(summary, config))
     else:
         paper_seen = 100 * all_pairs
         pet = PET_NOTE if task == "pet-mri" else ""
@@ -273,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(run / "metrics.csv", newline="") as f:  # every session's epochs (a run may be resumed)
             summary["epoch_time_total_s"] = sum(float(r["epoch_time_s"]) for r in csv.DictReader(f))
         extra = overlays(run, net)
-        notes = [deviations(summary, randpatch=len(extra) > 1, reduced=bool(extra)),
+        reduced = any("cpu_reduced" in name for name in extra)
+        config = json.loads((run / "config.json").read_text())
+        notes = [deviations(summary, randpatch=RANDPATCH in extra, reduced=reduced,
+                            config=config),
                  reproduce(net, task, int(summary["max_epochs"]), extra)]
         if (replaced.get(task) or {}).get("weights", {}).get(net):
             notes.insert(1, replaced_section(net, q, replaced[task]))

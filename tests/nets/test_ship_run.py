@@ -47,6 +47,11 @@ def _run_with(tmp_path: Path, *configs: str) -> Path:
     (("pipelines/ecfusion_spect-mri.json", "pipelines/cpu_reduced_ecfusion.json",
       "pipelines/cpu_reduced_ecfusion_randpatch.json"), "ecfusion",
      ["pipelines/cpu_reduced_ecfusion.json", "pipelines/cpu_reduced_ecfusion_randpatch.json"]),
+    (("pipelines/ecfusion_pet-mri.json", "pipelines/cpu_reduced_ecfusion.json",
+      "pipelines/cpu_reduced_ecfusion_randpatch.json", "pipelines/ecfusion_black_background.json",
+      "pipelines/ecfusion_identity_output.json"), "ecfusion",
+     ["pipelines/cpu_reduced_ecfusion.json", "pipelines/cpu_reduced_ecfusion_randpatch.json",
+      "pipelines/ecfusion_black_background.json", "pipelines/ecfusion_identity_output.json"]),
 ])
 def test_the_card_names_the_overlays_the_run_used(tmp_path, configs, net, expected) -> None:
     assert ship_weights.overlays(_run_with(tmp_path, *configs), net) == expected

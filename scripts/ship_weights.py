@@ -136,7 +136,8 @@ def overlays(run: Path, net: str) -> list[str]:
     return found
 
 
-def reproduce(net: str, task: str, epochs: int, extra: list[str]) -> str:
+def reproduce(net: str, task: str, epochs: int, extra: list[str],
+              overrides: list[str] | None = None) -> str:
     """The commands that reproduce a shipped run (its overlays, on the CPU) and the paper recipe."""
     script = ""
     if not extra and net == "s3imfusion":
@@ -147,7 +148,8 @@ def reproduce(net: str, task: str, epochs: int, extra: list[str]) -> str:
         "## Reproduce\n\n"
         "```\n"
         f"OMP_NUM_THREADS=1 medfuse train pipelines/{net}_{task}.json {' '.join(extra)} \\\n"
-        f"    trainer#max_epochs={epochs} -o runs/{net}_{task}\n"
+        f"    trainer#max_epochs={epochs} {' '.join(overrides or [])}"
+        f"{' ' if overrides else ''}-o runs/{net}_{task}\n"
         f"python benchmarks/bench_quality.py --task {task} --nets {net} "
         f"--weights {net}=runs/{net}_{task}/{net}-{task}.safetensors\n"
         "```\n\n"
@@ -195,6 +197,10 @@ def silent_choices(summary: dict, config: dict | None = None) -> str:
                      f"`feature_norm={loss.get('feature_norm')}` (unit-length features, LPIPS "
                      "normalisation), the form whose optimum keeps the black background "
                      "(docs/nets.md).")
+    init = (config or {}).get("init_weights")
+    if init:
+        lines.append(f"- **Initialisation**: from `{init}` (`init_weights`, the network weights "
+                     "of another run, then trained on this task) instead of a random start.")
     return "\n" + "\n".join(lines)
 
 
@@ -302,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         config = json.loads((run / "config.json").read_text())
         notes = [deviations(summary, randpatch=RANDPATCH in extra, reduced=reduced,
                             config=config),
-                 reproduce(net, task, int(summary["max_epochs"]), extra)]
+                 reproduce(net, task, int(summary["max_epochs"]), extra,
+                           [f"init_weights={config['init_weights']}"]
+                           if config.get("init_weights") else [])]
         if (replaced.get(task) or {}).get("weights", {}).get(net):
             notes.insert(1, replaced_section(net, q, replaced[task]))
         card = render_model_card(summary, quality=q, notes=notes)  # before anything is replaced

@@ -174,6 +174,32 @@ def network_record(parser: Any, model: torch.nn.Module) -> tuple[str, dict[str, 
     return name, kwargs
 
 
+def load_initial_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Start training from the weights in ``path`` (the config's ``init_weights``).
+
+    A medfuse ``.safetensors`` weights file (``medfuse.nets.save_weights``, a run's exported best
+    model, a shipped file) of the same network: every tensor must fit (strict), the output
+    activation and other parameter-free choices are the config's own.
+
+    Raises:
+        InputError: the file is missing, unreadable or does not fit the network (one line).
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: init_weights file not found")
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - any failure to read is a bad weights file
+        raise InputError(f"{path}: cannot read the initial weights ({_reason(exc)})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise InputError(f"{path}: the initial weights do not fit the network ({first})") from None
+
+
 def build_components(parser: Any, settings: RunSettings, device: torch.device) -> RunComponents:
     """Seed everything, then build the network, loss, optimiser and datasets of the config.
 
@@ -208,6 +234,9 @@ def build_components(parser: Any, settings: RunSettings, device: torch.device) -
         raise InputError(f"config: cannot build the training components ({_reason(exc)})") from None
     if len(train_ds) == 0:
         raise InputError("config: the training data list is empty")
+    init = config_value(parser, "init_weights")
+    if init:
+        load_initial_weights(model, init)
     net_name, net_kwargs = network_record(parser, model)
     term_weights: dict[str, float] = dict(getattr(loss_fn, "term_weights", {}) or {})
     return RunComponents(model, loss_fn, optimizer, train_ds, val_ds, net_name, net_kwargs,

@@ -199,8 +199,12 @@ def silent_choices(summary: dict, config: dict | None = None) -> str:
                      "(docs/nets.md).")
     init = (config or {}).get("init_weights")
     if init:
-        lines.append(f"- **Initialisation**: from `{init}` (`init_weights`, the network weights "
-                     "of another run, then trained on this task) instead of a random start.")
+        from medfuse.nets.pretrained import sha256
+
+        digest = sha256(REPO / init) if (REPO / init).is_file() else "?"
+        lines.append(f"- **Initialisation**: from `{init}` (sha256 `{digest}`; `init_weights`: "
+                     "another run's network weights, then trained on this task) instead of a "
+                     "random start.")
     return "\n" + "\n".join(lines)
 
 

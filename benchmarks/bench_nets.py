@@ -87,14 +87,45 @@ def gpu_figures(net: torch.nn.Module, batch: int, repeats: int) -> tuple[float, 
     return rate, peak
 
 
+def at_commit(name: str, rev: str, like: torch.nn.Module) -> torch.nn.Module:
+    """The network ``name`` as its module file was at git revision ``rev``, with ``like``'s weights.
+
+    The file ``medfuse/nets/<name>.py`` of that revision is compiled as a module of its own (its
+    imports resolve against today's package) and built with its default arguments (the shipped
+    networks differ from them at most in the output activation, which has no weights and does not
+    change the timing).
+    """
+    import importlib.util
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    src = subprocess.run(["git", "-C", str(root), "show", f"{rev}:medfuse/nets/{name}.py"],
+                         capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp()) / f"{name}_at_{rev}.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    old = getattr(module, type(like).__name__)()
+    old.load_state_dict(like.state_dict())
+    return old.eval()
+
+
 def backend_table(names: list[str], sizes: list[int], thread_counts: list[int],
-                  repeats: int) -> None:
-    """Print median ms per pair of the reference, eager and onnxruntime paths (interleaved)."""
+                  repeats: int, rev: str | None = None) -> None:
+    """Print median ms per pair of the reference, eager and onnxruntime paths (interleaved), and
+    with ``rev`` the network's code at that git revision (its eager path then)."""
     print(f"{'network':<11} {'size':>4} {'thr':>3} {'reference':>10} {'eager':>8} {'x':>5}"
           f" {'onnxrt':>8} {'x':>5}"
-          "  load avg (1/5 min)")
+          + (f" {'at ' + rev:>12} {'eager x':>7}" if rev else "")
+          + "  load avg (1/5 min)")
     for name in names:
         net = load_pretrained(name, task="ct-mri")
+        old = at_commit(name, rev, net) if rev else None
         for size in sizes:
             a, b = _pair(1, size)
             for threads in thread_counts:
@@ -103,6 +134,8 @@ def backend_table(names: list[str], sizes: list[int], thread_counts: list[int],
                 plain = contextlib.nullcontext
                 paths = {"reference": (reference_kernels, net), "eager": (plain, net),
                          "onnxruntime": (plain, ort)}
+                if old is not None:
+                    paths["old"] = (plain, old)
                 times: dict[str, list[float]] = {k: [] for k in paths}
                 reps = max(3, repeats if size <= 256 else repeats // 3)
                 with torch.inference_mode():
@@ -121,7 +154,8 @@ def backend_table(names: list[str], sizes: list[int], thread_counts: list[int],
                       f" {med['eager']:>8.1f}"
                       f" {med['reference'] / med['eager']:>5.2f} {med['onnxruntime']:>8.1f}"
                       f" {med['reference'] / med['onnxruntime']:>5.2f}"
-                      f"  {load[0]:.1f} / {load[1]:.1f}", flush=True)
+                      + (f" {med['old']:>12.1f} {med['old'] / med['eager']:>7.2f}" if old else "")
+                      + f"  {load[0]:.1f} / {load[1]:.1f}", flush=True)
 
 
 def main() -> None:
@@ -134,11 +168,15 @@ def main() -> None:
                         help="compare reference / eager / onnxruntime")
     parser.add_argument("--sizes", nargs="*", type=int, default=[256, 512])
     parser.add_argument("--thread-counts", nargs="*", type=int, default=[1, 2])
+    parser.add_argument("--against-commit", default=None, metavar="REV",
+                        help="with --backends: also time each network's code at git revision REV "
+                             "(e.g. 547a05c, the code when issue 16 was filed)")
     args = parser.parse_args()
     if args.backends:
         cpu = platform.processor() or platform.machine()
         print(f"torch {torch.__version__}, {cpu}, {os.cpu_count()} cores")
-        backend_table(args.nets or list_networks(), args.sizes, args.thread_counts, args.repeats)
+        backend_table(args.nets or list_networks(), args.sizes, args.thread_counts, args.repeats,
+                      args.against_commit)
         return
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads")

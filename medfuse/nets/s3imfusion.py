@@ -385,7 +385,8 @@ class S3IMFusion(nn.Module):
                 # widths. Skipped under torch.export (mixed layouts make it guard on the token grid
                 # size; the exported graph is NCHW) and TorchScript.
                 x = x.contiguous(memory_format=torch.channels_last)
-        if not torch.jit.is_scripting() and fused_inference(x):
+        # eval mode only: the fused path folds BatchNorm's running statistics
+        if not torch.jit.is_scripting() and not self.training and fused_inference(x):
             out = self._fused_body(x)
         else:
             f = F.leaky_relu(self.hybrid(x), self.negative_slope)

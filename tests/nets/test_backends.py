@@ -62,6 +62,20 @@ def test_eager_fast_path_matches_reference_in_a_batch(pair, name: str) -> None:
     assert float((ref[0] - ref[1]).abs().max()) > 0.1  # two different pairs
 
 
+def test_train_mode_without_autograd_keeps_batch_statistics(pair) -> None:
+    """S3IMFusion in train mode under no_grad normalises with the batch's statistics, as the
+    reference does; the fused path (running statistics folded into a conv) is for eval only."""
+    net = load_pretrained("s3imfusion", task="ct-mri").train()
+    a, b = pair
+    with torch.no_grad(), reference_kernels():
+        ref = net(a, b)
+    with torch.no_grad():
+        out = net(a, b)
+    assert float((out - ref).abs().max()) <= TOL
+    with torch.no_grad():
+        assert float((net.eval()(a, b) - ref).abs().max()) > 10 * TOL  # running stats differ
+
+
 @pytest.mark.parametrize("name", ["ecfusion", "s3imfusion"])
 @pytest.mark.parametrize("size", [(256, 256), (200, 248)])
 def test_onnxruntime_matches_reference(pair, name: str, size: tuple[int, int]) -> None:

@@ -103,9 +103,9 @@ FULL_TEXT = {
 PET_NOTE = ("\n- **Task**: the S3IMFusion paper has no PET-MRI experiment; its recipe is applied "
             "to PET-MRI as to SPECT-MRI, and the paper row is left empty.")
 
-OVERLAYS = ("pipelines/cpu_reduced_{net}.json", "pipelines/cpu_reduced_ecfusion_randpatch.json",
-            "pipelines/ecfusion_black_background.json", "pipelines/ecfusion_identity_output.json")
 RANDPATCH = "pipelines/cpu_reduced_ecfusion_randpatch.json"
+OVERLAYS = ("pipelines/cpu_reduced_{net}.json", RANDPATCH,
+            "pipelines/ecfusion_black_background.json", "pipelines/ecfusion_identity_output.json")
 
 
 def _setting(config: object, key: str) -> object:

@@ -36,15 +36,15 @@ def config_value(parser: Any, key: str, default: Any = None) -> Any:
 def resolve_threads(setting: Any) -> int | None:
     """The torch thread count for ``trainer#threads``: ``None`` (torch's), an int, or ``"auto"``.
 
-    ``"auto"``: the cores not busy right now, ``cpu_count - round(1-minute load average)``, at
-    least 1 (on a shared machine, more threads than free cores make every thread wait).
+    ``"auto"``: the cores not busy right now (:func:`medfuse.runtime.free_cores`), at least 1 (on
+    a shared machine, more threads than free cores make every thread wait).
     """
     if setting in (None, "", "default"):
         return None
     if setting == "auto":
-        cores = os.cpu_count() or 1
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        return max(1, min(cores, cores - round(load)))
+        from medfuse.runtime import free_cores
+
+        return free_cores()
     return max(1, int(setting))
 
 

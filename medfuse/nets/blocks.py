@@ -10,8 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    "Sobel", "pad_to_multiple", "crop_to", "fused_conv", "fused_inference", "neighbourhoods",
-    "reference_kernels",
+    "Sobel", "pad_to_multiple", "crop_to", "fused_conv", "fused_conv_neighbourhoods",
+    "fused_inference", "neighbourhoods", "reference_kernels",
 ]
 
 _POINTWISE = (getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
@@ -151,6 +151,14 @@ def neighbourhoods(x: torch.Tensor) -> torch.Tensor:
     b, _, h, w = x.shape
     cols = F.unfold(x, 3, padding=1).view(b, 9, h, w)
     return cols.contiguous(memory_format=torch.channels_last)
+
+
+def fused_conv_neighbourhoods(conv: nn.Conv2d, cols: torch.Tensor,
+                              slope: float | None = None) -> torch.Tensor:
+    """``act(conv(x))`` for a one-channel 3x3 ``conv`` (zero padding 1), given
+    ``cols = neighbourhoods(x)``: one oneDNN 1x1 call, channels-last ``(B, C_out, H, W)``."""
+    weight = conv.weight.reshape(conv.out_channels, 9, 1, 1)
+    return fused_conv(None, cols, slope=slope, weight=weight, bias=conv.bias)
 
 
 def pad_to_multiple(

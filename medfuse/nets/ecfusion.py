@@ -52,6 +52,7 @@ from medfuse.nets.blocks import (
     Sobel,
     crop_to,
     fused_conv,
+    fused_conv_neighbourhoods,
     fused_inference,
     neighbourhoods,
     pad_to_multiple,
@@ -136,9 +137,7 @@ class _ResidualBlock(nn.Module):
         neighbourhoods ``edge_cols`` ``(B, 9, H, W)`` (:func:`~medfuse.nets.blocks.neighbourhoods`).
         """
         slope = self.act.negative_slope
-        conv = self.fe.edge_conv
-        f_edge = fused_conv(None, edge_cols, slope=slope,
-                            weight=conv.weight.reshape(conv.out_channels, 9, 1, 1), bias=conv.bias)
+        f_edge = fused_conv_neighbourhoods(self.fe.edge_conv, edge_cols, slope)
         gate = f_edge.add_(self.fe.channel_weights(f_edge, pool=True))  # in place: no new map
         h = fused_conv(self.conv1, x, slope=slope)
         return fused_conv(self.conv2, h, other=gate, binary="mul").add_(x)
@@ -188,8 +187,7 @@ class EdgeAugmentedModule(nn.Module):
         assert isinstance(head, nn.Conv2d)
         slope = float(self.head[1].negative_slope)
         if x.shape[1] == 1:
-            f = fused_conv(None, neighbourhoods(x), slope=slope,
-                           weight=head.weight.reshape(head.out_channels, 9, 1, 1), bias=head.bias)
+            f = fused_conv_neighbourhoods(head, neighbourhoods(x), slope)
         else:
             f = fused_conv(head, x, slope=slope)
         edge_cols = neighbourhoods(edge)

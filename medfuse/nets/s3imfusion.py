@@ -77,10 +77,9 @@ class SalientBranch(nn.Module):
         conv, bn = self.feat[0], self.feat[1]
         assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
         assert bn.running_var is not None and bn.running_mean is not None
-        k = scale * bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        feat = fused_conv(conv, x, slope=0.0, weight=conv.weight * k[:, None, None, None],
-                          bias=(bn.bias - bn.running_mean * bn.weight
-                                * torch.rsqrt(bn.running_var + bn.eps)) * scale)
+        g = bn.weight * torch.rsqrt(bn.running_var + bn.eps)  # BatchNorm's per-channel gain
+        feat = fused_conv(conv, x, slope=0.0, weight=conv.weight * (scale * g)[:, None, None, None],
+                          bias=(bn.bias - bn.running_mean * g) * scale)
         att = _max_pool_same(fused_conv(self.att_conv, x), self.pool.kernel_size)
         return feat.mul_(att.sigmoid_())
 

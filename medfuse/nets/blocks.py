@@ -25,11 +25,13 @@ def fused_inference(x: torch.Tensor) -> bool:
     """Whether the networks' fused CPU inference path applies to ``x``.
 
     It does for float32 CPU tensors with autograd off (``torch.no_grad``/``inference_mode``), when
-    oneDNN's fused convolutions exist, outside ``torch.export``/``torch.compile`` tracing and
-    :func:`reference_kernels`. Training, GPUs and exports take the reference (plain module) path.
+    oneDNN's fused convolutions exist, outside ``torch.export``/``torch.compile`` tracing,
+    :func:`reference_kernels` and CPU ``torch.autocast`` (whose lower-precision intermediates the
+    fused float32 kernels cannot take). Training, GPUs, autocast and exports take the reference
+    (plain module) path.
     """
     return (_FUSED[0] and _POINTWISE is not None and x.device.type == "cpu"
-            and x.dtype == torch.float32
+            and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
             and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
             and not torch.compiler.is_exporting())
 

@@ -77,6 +77,23 @@ def test_train_mode_without_autograd_keeps_batch_statistics(pair) -> None:
 
 
 @pytest.mark.parametrize("name", ["ecfusion", "s3imfusion"])
+def test_cpu_autocast_takes_the_reference_path(pair, name: str) -> None:
+    """Under CPU autocast (bfloat16 intermediates) the float32 fused kernels are not used: the
+    network runs (it raised a dtype error in ECFusion's residual blocks) and gives what the
+    reference path gives under the same autocast."""
+    net = load_pretrained(name, task="ct-mri")
+    a, b = pair
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not fused_inference(a)
+        with reference_kernels():
+            ref = net(a, b)
+        out = net(a, b)
+    assert out.shape == ref.shape == (1, 1, 256, 256)
+    assert torch.equal(out, ref)
+    assert float(out.float().std()) > 0.05
+
+
+@pytest.mark.parametrize("name", ["ecfusion", "s3imfusion"])
 @pytest.mark.parametrize("size", [(256, 256), (200, 248)])
 def test_onnxruntime_matches_reference(pair, name: str, size: tuple[int, int]) -> None:
     import onnxruntime  # noqa: F401  - the test extra installs it (medfuse[all])

@@ -307,6 +307,13 @@ class _CrossAttentionBranch(nn.Module):
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
     ) -> torch.Tensor:
+        """``T`` ``(B, N, C_v)`` of queries ``q``, keys ``k`` ``(B, N, C_qk)``, values ``v``
+        ``(B, N, C_v)`` and the position bias ``(heads, N, N)``.
+
+        :class:`CrossScaleTransformerFusion` calls it in float32 whatever autocast says: the
+        tokens reach several hundred, so the logits ``Q K^T`` overflow float16 (NaN output), and
+        bfloat16's rounding of them changes which tokens the (sharp) softmax picks.
+        """
         b, n, _ = q.shape
         h = self.num_heads
         qh = q.reshape(b, n, h, -1).transpose(1, 2)
@@ -353,11 +360,15 @@ class CrossScaleTransformerFusion(nn.Module):
         ``(B, C, H, W)``."""
         _, _, hh, ww = x.shape
         gh, gw = hh // self.patch_size, ww // self.patch_size
-        qk_x, v_x = self.hcel(x)
-        qk_y, v_y = self.hcel(y)
-        bias = self.bias(gh, gw)
-        t_x = self.branch_x(qk_y, qk_x, v_x, bias)
-        t_y = self.branch_y(qk_x, qk_y, v_y, bias)
+        with torch.autocast(x.device.type, enabled=False):
+            # the token path (HCEL, attention) in float32: the tokens reach several hundred, so the
+            # logits overflow float16 (NaN), and bfloat16 tokens change which tokens the sharp
+            # softmax picks (mean error 20 grey levels); N = HW / P^2 tokens cost little
+            qk_x, v_x = self.hcel(x.float())
+            qk_y, v_y = self.hcel(y.float())
+            bias = self.bias(gh, gw)
+            t_x = self.branch_x(qk_y, qk_x, v_x, bias)
+            t_y = self.branch_y(qk_x, qk_y, v_y, bias)
         t_x = t_x.transpose(1, 2).reshape(x.shape[0], -1, gh, gw)
         t_y = t_y.transpose(1, 2).reshape(y.shape[0], -1, gh, gw)
         if fused_inference(x):

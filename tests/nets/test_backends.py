@@ -93,6 +93,27 @@ def test_cpu_autocast_takes_the_reference_path(pair, name: str) -> None:
     assert float(out.float().std()) > 0.05
 
 
+@pytest.mark.parametrize(("name", "dtype", "tol"), [
+    ("ecfusion", torch.float16, 0.01), ("ecfusion", torch.bfloat16, 0.05),
+    ("s3imfusion", torch.float16, 0.01)])
+def test_half_precision_autocast_stays_near_float32(pair, name: str, dtype, tol: float) -> None:
+    """``medfuse fuse`` runs the networks under float16 autocast on CUDA. ECFusion's attention
+    logits overflowed float16 (NaN everywhere) and its bfloat16 tokens moved the output by 20 grey
+    levels on average; the token path now runs in float32. Emulated here with CPU autocast, which
+    runs the matmuls and convolutions in the same dtype. (S3IMFusion's bfloat16 on CPU is not
+    checked: oneDNN's AMX bfloat16 convolution with an 8x8 kernel and stride 8, its patch
+    embedding, is wrong on this machine's CPU in torch 2.13; docs/nets.md.)"""
+    net = load_pretrained(name, task="ct-mri")
+    a, b = pair
+    with torch.inference_mode():
+        ref = net(a, b)
+        with torch.autocast("cpu", dtype=dtype):
+            out = net(a, b).float()
+    assert bool(torch.isfinite(out).all())
+    assert float((out - ref).abs().max()) <= tol
+    assert float((out - ref).abs().mean()) <= tol / 10
+
+
 @pytest.mark.parametrize("name", ["ecfusion", "s3imfusion"])
 @pytest.mark.parametrize("size", [(256, 256), (200, 248)])
 def test_onnxruntime_matches_reference(pair, name: str, size: tuple[int, int]) -> None:
@@ -215,3 +236,22 @@ def test_fuse_options_list_the_same_backends() -> None:
     from medfuse.nets import BACKENDS
 
     assert OPTION_BACKENDS == BACKENDS
+
+
+def test_neighbourhoods_make_a_3x3_conv_a_1x1_conv(pair) -> None:
+    """``neighbourhoods`` holds each pixel's 3x3 zero-padded neighbourhood (F.unfold's order),
+    channels-last, so that the one-channel 3x3 conv of the shipped ECFusion head equals its 1x1
+    form; batch of two, odd sizes."""
+    from medfuse.nets.blocks import fused_conv_neighbourhoods, neighbourhoods
+
+    a, b = pair
+    x = torch.cat([a, b])[..., 3:200, 5:254]
+    cols = neighbourhoods(x)
+    assert cols.shape == (2, 9, 197, 249)
+    assert cols.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(cols, F.unfold(x, 3, padding=1).view(2, 9, 197, 249))
+    head = load_pretrained("ecfusion", task="ct-mri").eam_a.head[0]
+    with torch.inference_mode():
+        out = fused_conv_neighbourhoods(head, cols, slope=0.2)
+        ref = F.leaky_relu(head(x), 0.2)
+    assert float((out - ref).abs().max()) <= 1e-5

@@ -122,6 +122,17 @@ def _key_metric_sign(key_metric: str, columns: list[str]) -> float:
     return -1.0 if key_metric == "val_loss" or not higher_is_better(key_metric) else 1.0
 
 
+def _priority(metrics: dict[str, Any], key_metric: str, sign: float) -> float:
+    """The best-model checkpoint's priority of an epoch: ``sign * metrics[key_metric]``; for
+    ``baseline_score`` with its ties broken by the lower background, then the lower validation
+    loss (:func:`medfuse.nets.quality.baseline_priority`)."""
+    if key_metric == "baseline_score":
+        from medfuse.nets.quality import baseline_priority
+
+        return baseline_priority(metrics)
+    return sign * float(metrics[key_metric])
+
+
 def attach_validation(trainer: FusionTrainer, settings: RunSettings, place: RunPlace,
                       comp: RunComponents) -> Validation:
     """Validate every ``validation#every_n_epochs`` epochs and keep the best model (rank 0).
@@ -153,7 +164,8 @@ def attach_validation(trainer: FusionTrainer, settings: RunSettings, place: RunP
         {"model": comp.model, "network": Record(comp.net_name), "kwargs": Record(comp.net_kwargs),
          "task": Record(settings.task)},
         DiskSaver(str(place.out), require_empty=False, atomic=True), filename_prefix="best",
-        score_function=lambda e: sign * float(e.state.metrics[key_metric]), score_name=key_metric,
+        score_function=lambda e: _priority(e.state.metrics, key_metric, sign),
+        score_name=key_metric,
         n_saved=1, global_step_transform=global_step_from_engine(trainer))
     evaluator.add_event_handler(Events.COMPLETED, best_ckpt)
     interval = int(vcfg.get("every_n_epochs", 1))

@@ -10,6 +10,7 @@ auto`` reads it through :func:`auto_method`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ __all__ = [
     "AUTO_METRICS",
     "AUTO_MIN_WINS",
     "PAPER_METRICS",
+    "TIE_BREAK",
     "auto_method",
+    "baseline_priority",
     "baseline_score",
     "beats_baselines",
     "compare",
@@ -128,6 +131,34 @@ def baseline_score(model: Mapping[str, float], baselines: Mapping[str, Mapping[s
     pairs = [(m, v[m]) for m in metrics if m in model for v in baselines.values() if m in v]
     won = sum(_better(m, model[m], ref) for m, ref in pairs)
     return beats_all + (won / len(pairs) if pairs else 0.0)
+
+
+#: the tie-break terms of :func:`baseline_priority` stay below this, far below the smallest step
+#: of :func:`baseline_score` (one metric-baseline pair of at most a few hundred)
+TIE_BREAK = 1e-3
+
+
+def baseline_priority(metrics: Mapping[str, float]) -> float:
+    """An epoch's priority for keeping the best model by ``baseline_score``, ties broken.
+
+    ``baseline_score`` moves in steps of one metric-baseline pair (1/24 with six metrics and four
+    baselines), so epochs tie often (a fine-tune tied on every epoch and kept its first). Among
+    equal scores the lower validation background wins (``val_background``, grey levels where both
+    sources are 0), then the lower validation loss: ``baseline_score + TIE_BREAK / (1 + background)
+    + TIE_BREAK**2 / (1 + val_loss)``. The added terms are under :data:`TIE_BREAK`, so they never
+    reorder different scores. A missing term adds nothing.
+
+    Args:
+        metrics: an epoch's validation metrics, with ``baseline_score``.
+    """
+    score = float(metrics["baseline_score"])
+    background = metrics.get("val_background")
+    if background is not None and math.isfinite(float(background)):
+        score += TIE_BREAK / (1.0 + max(float(background), 0.0))
+    loss = metrics.get("val_loss")
+    if loss is not None and math.isfinite(float(loss)):
+        score += TIE_BREAK**2 / (1.0 + max(float(loss), 0.0))
+    return score
 
 
 def auto_method(task: str | None, quality: Mapping[str, Any] | None = None) -> str:

@@ -28,6 +28,7 @@ from medfuse.engines.workflow import run_training
 from medfuse.metrics import FusionMetrics
 from medfuse.nets import load_pretrained, load_weights, save_weights
 from medfuse.nets.ecfusion import ECFusion
+from medfuse.nets.quality import TIE_BREAK, baseline_priority
 from tests.helpers import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,6 +142,37 @@ def test_baseline_score_counts_metrics_beaten_then_pairs() -> None:
     # beats both on MI and Qcv (lower is better), one of two on SSIM: 2 metrics + 5/6 of the pairs
     assert baseline_score({"MI": 3.5, "Qcv": 40.0, "SSIM": 0.6}, base, metrics) == pytest.approx(2 + 5 / 6)
     assert baseline_score({"MI": 1.0, "Qcv": 200.0, "SSIM": 0.1}, base, metrics) == 0.0
+
+
+def test_baseline_priority_breaks_ties_by_background_then_loss() -> None:
+    """Equal scores: the lower background wins, then the lower loss; different scores keep their
+    order however the backgrounds lie (the smallest step: one pair of 6 metrics x 4 baselines)."""
+    def prio(score, bg, loss):
+        return baseline_priority({"baseline_score": score, "val_background": bg, "val_loss": loss})
+
+    assert prio(0.5, 0.3, 0.05) > prio(0.5, 0.6, 0.01)
+    assert prio(0.5, 0.3, 0.04) > prio(0.5, 0.3, 0.05)
+    step = 1 / 24
+    assert prio(0.5 + step, 500.0, 10.0) > prio(0.5, 0.0, 0.0)
+    assert prio(0.5, 0.0, 0.0) - 0.5 < 1.01 * TIE_BREAK < step
+    assert baseline_priority({"baseline_score": 2.0}) == 2.0  # no tie-break terms: the score
+    assert prio(1.0, float("nan"), 0.1) == prio(1.0, None, 0.1) > 1.0
+
+
+def test_tied_fine_tune_keeps_its_lowest_background_epoch() -> None:
+    """The ECFusion SPECT-MRI fine-tune's record: 9 of 10 epochs tied at baseline_score 0.433, and
+    the first epoch (background 0.55 grey levels, SSIM .531) was kept; the tie-break keeps epoch 5
+    (background 0.28, SSIM .602)."""
+    rows = list(csv.DictReader(
+        (REPO / "training_runs/ecfusion_spect-mri_cpu_ft/metrics.csv").open()))
+    metrics = [{k: float(v) for k, v in r.items() if v != ""} for r in rows]
+    by_score = max(metrics, key=lambda m: m["baseline_score"])  # first of the tied, like ignite
+    best = max(metrics, key=baseline_priority)
+    assert int(by_score["epoch"]) == 1
+    assert int(best["epoch"]) == 5
+    assert best["baseline_score"] == by_score["baseline_score"]
+    assert best["val_background"] == min(m["val_background"] for m in metrics
+                                         if m["baseline_score"] == best["baseline_score"])
 
 
 def test_baseline_means_score_the_classical_methods_on_the_validation_pairs(harvard_tensor) -> None:

@@ -6,6 +6,8 @@ Conventions (see docs/metrics.md): ``vifb`` = the VIFB MATLAB toolbox, ``cddfuse
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
 
@@ -50,6 +52,15 @@ def mse(fused: np.ndarray, a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> 
     return float((np.mean(((x - f) * scale) ** 2) + np.mean(((y - f) * scale) ** 2)) / 2.0)
 
 
+def _log10_ratio(num: float, den: float) -> float:
+    """``log10(num / den)``; ``inf`` for a zero error ``den`` (a fused image equal to both
+    sources), as the references' ``log10(x / 0)`` gives in MATLAB and NumPy, instead of Python's
+    ZeroDivisionError."""
+    if den == 0.0:
+        return math.inf if num > 0 else math.nan
+    return float(np.log10(num / den))
+
+
 def psnr(fused: np.ndarray, a: np.ndarray, b: np.ndarray, convention: str = "vifb") -> float:
     """PSNR in dB (higher is better); three incompatible conventions exist under this name.
 
@@ -63,12 +74,12 @@ def psnr(fused: np.ndarray, a: np.ndarray, b: np.ndarray, convention: str = "vif
         convention: ``"vifb"``, ``"cddfuse"`` or ``"s3imfusion"``.
     """
     if convention == "vifb":
-        return float(20.0 * np.log10(255.0 / np.sqrt(rmse(fused, a, b))))
+        return 20.0 * _log10_ratio(255.0, float(np.sqrt(rmse(fused, a, b))))
     if convention == "cddfuse":
         peak = float(np.max(as_image(fused, "fused")))
-        return float(10.0 * np.log10(peak**2 / mse(fused, a, b)))
+        return 10.0 * _log10_ratio(peak**2, mse(fused, a, b))
     if convention == "s3imfusion":
-        return float(10.0 * np.log10(255.0**2 / mse(fused, a, b, scale=1.0 / 255.0)))
+        return 10.0 * _log10_ratio(255.0**2, mse(fused, a, b, scale=1.0 / 255.0))
     raise ValueError(
         f"unknown PSNR convention {convention!r}: use 'vifb', 'cddfuse' or 's3imfusion'"
     )

@@ -146,6 +146,16 @@ def test_psnr_conventions():
         M.psnr(f, a, b, "matlab")
 
 
+def test_psnr_of_a_fused_image_equal_to_both_sources_is_infinite():
+    """Zero error: +inf dB in every convention, as the references' log10(x / 0) gives (it raised
+    ZeroDivisionError, a traceback from `medfuse evaluate --profile paper` on identical images)."""
+    _, a, _ = _triplet()
+    for convention in ("vifb", "cddfuse", "s3imfusion"):
+        assert M.psnr(a, a, a, convention) == math.inf
+    scores = FusionMetrics(profile="paper")(a, a, a)
+    assert scores["PSNR"] == math.inf and scores["SSIM"] == pytest.approx(1.0, abs=1e-6)
+
+
 def test_cc_scd_signs():
     f, a, b = _triplet()
     assert M.correlation_coefficient(a, a, a) == pytest.approx(1.0)

@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_nets.py [--nets ecfusion s3imfusion] [--repeats 20] [--threads 2]
     python benchmarks/bench_nets.py --backends [--sizes 256 512] [--thread-counts 1 2]
+    python benchmarks/bench_nets.py --precision --gpu-batch 64     # on a GPU: fp32 / bf16 / fp16
 
 For each registered network: parameters, FLOPs at one 256x256 pair (``torch.utils.flop_counter``,
 which counts 2 FLOPs per multiply-accumulate; MACs are printed too), and the CPU forward time per
@@ -85,6 +86,69 @@ def gpu_figures(net: torch.nn.Module, batch: int, repeats: int) -> tuple[float, 
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**30
     return rate, peak
+
+
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _real_pair(batch: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Harvard CT-MRI pair 16003 (``../shared/data``) repeated ``batch`` times, in [-1, 1];
+    the random pair where the data is not beside the repository."""
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "harvard" / "CT-MRI"
+    if not (root / "CT" / "16003.png").is_file():
+        return _pair(batch, device=device)
+    import numpy as np
+    from PIL import Image
+
+    def load(kind: str) -> torch.Tensor:
+        img = np.asarray(Image.open(root / kind / "16003.png").convert("L"), dtype=np.float32)
+        return (torch.from_numpy(img) / 127.5 - 1.0)[None, None].repeat(batch, 1, 1, 1)
+
+    return load("CT").to(device), load("MRI").to(device)
+
+
+def precision_table(nets: list[str], batch: int, repeats: int, device: str) -> None:
+    """Pairs/s at ``batch`` 256x256 pairs per call for float32, bfloat16 and float16 autocast
+    (channels-last, shipped CT-MRI weights), with each dtype's error against float32 on a real pair
+    in grey levels (mean and max), and the peak GPU memory of a batch-1 forward.
+
+    ``medfuse fuse`` runs networks under float16 autocast on CUDA and the trainer's ``amp`` is
+    bfloat16: this is the check that both stay near float32 on the device (issue 16's GPU item).
+    """
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    print(f"{'network':<12} {'dtype':>5} {'pairs/s':>9} {'err mean':>9} {'err max':>8} "
+          f"{'GiB@1':>6}  (batch {batch}, 256x256, {device})")
+    for name in nets:
+        net = load_pretrained(name, task="ct-mri").eval().to(device)
+        net = net.to(memory_format=torch.channels_last)
+        a, b = (t.contiguous(memory_format=torch.channels_last) for t in _real_pair(batch, device))
+        ref = None
+        for label, dtype in DTYPES.items():
+            with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=dtype or torch.float32,
+                                                        enabled=dtype is not None):
+                out = net(a, b).float()
+                for _ in range(2):
+                    net(a, b)
+                sync()
+                t = time.perf_counter()
+                for _ in range(repeats):
+                    net(a, b)
+                sync()
+                rate = batch * repeats / (time.perf_counter() - t)
+                peak = float("nan")
+                if cuda:
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+                    net(a[:1], b[:1])
+                    sync()
+                    peak = torch.cuda.max_memory_allocated() / 2**30
+            ref = out if ref is None else ref
+            err = (out - ref).abs() * 127.5
+            finite = bool(torch.isfinite(out).all())
+            print(f"{name:<12} {label:>5} {rate:>9,.1f} {float(err.mean()):>9.3f} "
+                  f"{float(err.max()):>8.2f} {peak:>6.3f}" + ("" if finite else "  NON-FINITE OUTPUT"),
+                  flush=True)
 
 
 def at_commit(name: str, rev: str, like: torch.nn.Module) -> torch.nn.Module:
@@ -171,7 +235,19 @@ def main() -> None:
     parser.add_argument("--against-commit", default=None, metavar="REV",
                         help="with --backends: also time each network's code at git revision REV "
                              "(e.g. 547a05c, the code when issue 16 was filed)")
+    parser.add_argument("--precision", action="store_true",
+                        help="pairs/s and error against float32 of fp32, bf16 and fp16 autocast at "
+                             "--gpu-batch (on --device, default cuda)")
+    parser.add_argument("--device", default="cuda", help="with --precision: cuda or cpu")
     args = parser.parse_args()
+    if args.precision:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            sys.exit("bench_nets.py --precision: no CUDA device (use --device cpu to try it here)")
+        print(f"torch {torch.__version__}, "
+              + (torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"))
+        precision_table(args.nets or list_networks(), args.gpu_batch, max(3, args.repeats // 2),
+                        args.device)
+        return
     if args.backends:
         cpu = platform.processor() or platform.machine()
         print(f"torch {torch.__version__}, {cpu}, {os.cpu_count()} cores")

@@ -149,7 +149,16 @@ class NetworkFusion(FusionMethod):
             y = self._tiled(xa, xb)
         else:
             y = self._net(xa, xb)
+        if not bool(torch.isfinite(y).all()):  # never written out: NaN would become black pixels
+            amp = " under float16 autocast on the GPU (--device cpu runs float32)" \
+                if self._autocast() else ""
+            raise WeightsError(f"{self.weights or self.name}: the network's output holds NaN or "
+                               f"infinite values{amp}")
         return ((y.float() + 1.0) * 0.5).clamp_(0.0, 1.0).contiguous()
+
+    def _autocast(self) -> bool:
+        """Whether the network runs under float16 autocast (CUDA with ``amp``)."""
+        return self.device.type == "cuda" and self.amp
 
     def _net(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """The network on (B, 1, H, W) inputs in [-1, 1] (autocast and channels_last on CUDA)."""
@@ -157,7 +166,7 @@ class NetworkFusion(FusionMethod):
             return self.model(xa, xb)
         xa = xa.contiguous(memory_format=torch.channels_last)
         xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self._autocast()):
             return self.model(xa, xb).float()
 
     def _tiled(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:

@@ -180,6 +180,11 @@ def load_weights(path: str | os.PathLike[str], network: str | None = None,
         raise WeightsError(
             f"{path}: weights do not match network {name!r}: {_first_line(exc)}"
         ) from None
+    bad = [k for k, v in state.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # a diverged training run: the network would fuse every slice to NaN
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise WeightsError(f"{path}: tensor {bad[0]!r}{more} holds NaN or infinite values")
     return model.to(device).eval()
 
 

@@ -283,6 +283,46 @@ def test_network_path_on_2d_pairs_with_random_weights(tmp_path: Path, harvard_di
     assert len(list((out / "rgb").glob("*.png"))) == 3
 
 
+def _shipped_s3imfusion_altered(path: Path, how) -> Path:
+    """The shipped S3IMFusion CT-MRI weights with ``how(state_dict)`` applied, saved to ``path``."""
+    from medfuse.nets import load_pretrained, save_weights
+
+    net = load_pretrained("s3imfusion", task="ct-mri")
+    with torch.no_grad():
+        how(net.state_dict())
+    save_weights(net, path, network="s3imfusion", task="ct-mri")
+    return path
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("nan-weight", "holds NaN or infinite values"),  # a diverged training run's weights
+    ("huge-weight", "the network's output holds NaN or infinite values"),  # finite, overflowing
+])
+def test_non_finite_weights_or_output_stop_the_run(tmp_path: Path, harvard_dir: Path, case: str,
+                                                   message: str):
+    """Weights holding NaN are refused when read; finite weights whose output overflows are caught
+    before anything is written (NaN would be written as black pixels). Exit 6, one line naming the
+    weights file, no output."""
+    def poison(state):
+        w = state["hybrid.weight"]
+        if case == "nan-weight":
+            w[0, 0, 0, 0] = float("nan")
+        else:
+            w.mul_(1e38)
+
+    w = _shipped_s3imfusion_altered(tmp_path / f"{case}.safetensors", poison)
+    src = harvard_dir / "CT-MRI"
+    names = sorted(p.name for p in (src / "CT").glob("*.png"))[:2]
+    a = _subset(src / "CT", tmp_path / "CT", names)
+    b = _subset(src / "MRI", tmp_path / "MRI", names)
+    out = tmp_path / "out"
+    res = _invoke(str(a), str(b), "-o", str(out), "--method", "s3imfusion", "--weights", str(w),
+                  "-q")
+    assert res.exit_code == 6, res.output
+    _one_error_line(res, w.name, message)
+    _nothing_written(out)
+
+
 @pytest.mark.slow
 def test_network_path_on_the_demo_volumes_with_random_weights(tmp_path: Path):
     w = _random_ecfusion(tmp_path / "rand.safetensors", "ct-mri", seed=1)

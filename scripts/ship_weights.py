@@ -136,14 +136,79 @@ def overlays(run: Path, net: str) -> list[str]:
     return found
 
 
+#: settings a run's command line sets that the reproduce command sets itself or that change
+#: nothing in the weights (threads, checkpoints, logging, folders)
+RUN_ONLY = ("trainer#max_epochs", "trainer#threads", "trainer#checkpoint_every_n_iterations",
+            "trainer#tensorboard", "device", "output_dir", "config_dir", "init_weights")
+
+
+def _leaves(config: object, prefix: str = "") -> dict[str, object]:
+    """``{"a#b": value}`` for every leaf of a config's nested dicts (lists are leaves)."""
+    if not isinstance(config, dict):
+        return {prefix: config}
+    out: dict[str, object] = {}
+    for k, v in config.items():
+        out.update(_leaves(v, f"{prefix}#{k}" if prefix else str(k)))
+    return out
+
+
+def changed_settings(run: Path, net: str, task: str,
+                     extra: list[str]) -> list[tuple[str, object, object]]:
+    """The settings a run was started with beyond its recipe and overlays: ``(key, recipe's
+    value or None, run's value)``.
+
+    The run's ``config.json`` (the merged config it trained with) against
+    ``pipelines/<net>_<task>.json`` + ``extra`` merged afresh: every setting that differs, except
+    :data:`RUN_ONLY` and ``_meta_`` notes.
+    """
+    from medfuse.engines.recipes import load_config
+
+    ran = _leaves(json.loads((run / "config.json").read_text()))
+    base = _leaves(load_config([REPO / f"pipelines/{net}_{task}.json",
+                                *(REPO / e for e in extra if e.endswith(".json"))]).config)
+    keys = [k for k in ran if k not in RUN_ONLY and not k.split("#")[0].startswith("_meta_")]
+    return [(k, base.get(k), ran[k]) for k in keys if base.get(k, object()) != ran[k]]
+
+
+def command_overrides(run: Path, net: str, task: str, extra: list[str]) -> list[str]:
+    """:func:`changed_settings` as the ``KEY=VALUE`` words of ``medfuse train``."""
+    return [_override(k, v) for k, _, v in changed_settings(run, net, task, extra)]
+
+
+def _override(key: str, value: object) -> str:
+    """``KEY=VALUE`` as a shell word that ``medfuse train`` reads back as ``value`` (a string
+    that would parse as JSON goes in JSON quotes)."""
+    import shlex
+
+    text = json.dumps(value)
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            text = value
+    return shlex.quote(f"{key}={text}")
+
+
 def reproduce(net: str, task: str, epochs: int, extra: list[str],
-              overrides: list[str] | None = None) -> str:
-    """The commands that reproduce a shipped run (its overlays, on the CPU) and the paper recipe."""
+              overrides: list[str] | None = None, init_replaced: str | None = None) -> str:
+    """The commands that reproduce a shipped run (its overlays and overrides, on the CPU) and the
+    paper recipe.
+
+    Args:
+        init_replaced: sha256 of the ``init_weights`` file when these weights replace that very
+            file (a fine-tune of the shipped weights): the command then needs the older file.
+    """
     script = ""
+    if init_replaced:
+        script += ("\n\n`init_weights` names the weights this run started from, the file shipped "
+                   f"before these (sha256 `{init_replaced}`), which these weights replace: check "
+                   "it out from the git history first (`git log -- <that file>`).")
     if not extra and net == "s3imfusion":
-        script = (f"\n\nOn the CPU, `bash training_runs/run_s3imfusion.sh {task}` runs the same at "
-                  "the lowest priority and resumes where it stopped.")
+        script += (f"\n\nOn the CPU, `bash training_runs/run_s3imfusion.sh {task}` runs the same "
+                   "at the lowest priority and resumes where it stopped.")
     extra = extra or ["device=cpu", "trainer#threads=1", "trainer#amp=off"]
+    given = {e.split("=")[0] for e in extra}
+    overrides = [o for o in overrides or [] if o.strip("'").split("=")[0] not in given]
     return (
         "## Reproduce\n\n"
         "```\n"
@@ -310,11 +375,18 @@ def main(argv: list[str] | None = None) -> int:
         extra = overlays(run, net)
         reduced = any("cpu_reduced" in name for name in extra)
         config = json.loads((run / "config.json").read_text())
-        notes = [deviations(summary, randpatch=RANDPATCH in extra, reduced=reduced,
-                            config=config),
+        init = config.get("init_weights")
+        init_replaced = (sha256(REPO / init) if init and (REPO / init).resolve() == dst.resolve()
+                         and (REPO / init).is_file() else None)
+        changed = changed_settings(run, net, task, extra)
+        dev = deviations(summary, randpatch=RANDPATCH in extra, reduced=reduced, config=config)
+        if changed:
+            dev += "\n- **Set on the command line**: " + "; ".join(
+                f"`{k}` {json.dumps(v)} (the recipe's: {json.dumps(b)})" for k, b, v in changed) + "."
+        notes = [dev,
                  reproduce(net, task, int(summary["max_epochs"]), extra,
-                           [f"init_weights={config['init_weights']}"]
-                           if config.get("init_weights") else [])]
+                           command_overrides(run, net, task, extra)
+                           + ([f"init_weights={init}"] if init else []), init_replaced)]
         if (replaced.get(task) or {}).get("weights", {}).get(net):
             notes.insert(1, replaced_section(net, q, replaced[task]))
         card = render_model_card(summary, quality=q, notes=notes)  # before anything is replaced

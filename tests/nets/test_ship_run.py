@@ -57,6 +57,29 @@ def test_the_card_names_the_overlays_the_run_used(tmp_path, configs, net, expect
     assert ship_weights.overlays(_run_with(tmp_path, *configs), net) == expected
 
 
+def test_settings_set_on_the_command_line_reach_the_reproduce_command(tmp_path) -> None:
+    """A run started with ``optimizer#lr=0.0001`` beside its overlays (the ECFusion PET-MRI
+    fine-tune): the card's command sets it too (it was left out), run-only settings (threads,
+    epochs, checkpoints) are not listed, and a run without such settings lists none."""
+    extra = ["pipelines/cpu_reduced_ecfusion.json", "pipelines/cpu_reduced_ecfusion_randpatch.json",
+             "pipelines/ecfusion_black_background.json"]
+    run = _run_with(tmp_path, "pipelines/ecfusion_pet-mri.json", *extra)
+    config = json.loads((run / "config.json").read_text())
+    config["optimizer"]["lr"] = 0.0001
+    config["trainer"].update(threads=1, max_epochs=10, checkpoint_every_n_iterations=10)
+    (run / "config.json").write_text(json.dumps(config))
+    assert ship_weights.overlays(run, "ecfusion") == extra
+    assert ship_weights.changed_settings(run, "ecfusion", "pet-mri", extra) == [
+        ("optimizer#lr", 0.001, 0.0001)]
+    words = ship_weights.command_overrides(run, "ecfusion", "pet-mri", extra)
+    text = ship_weights.reproduce("ecfusion", "pet-mri", 10, extra, words)
+    assert "'optimizer#lr=0.0001'" in text and "trainer#max_epochs=10" in text
+    assert "threads" not in text
+    committed = REPO / "training_runs" / "ecfusion_spect-mri_cpu_ft2"
+    assert ship_weights.changed_settings(
+        committed, "ecfusion", "spect-mri", ship_weights.overlays(committed, "ecfusion")) == []
+
+
 def test_the_committed_full_recipe_run_gets_the_full_recipe_card_text() -> None:
     run = REPO / "training_runs" / "s3imfusion_ct-mri"
     assert ship_weights.overlays(run, "s3imfusion") == []

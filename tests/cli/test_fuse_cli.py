@@ -283,6 +283,19 @@ def test_network_path_on_2d_pairs_with_random_weights(tmp_path: Path, harvard_di
     assert len(list((out / "rgb").glob("*.png"))) == 3
 
 
+def _s3imfusion_on_ct_mri_pairs(tmp_path: Path, harvard_dir: Path, weights: Path, n: int):
+    """``medfuse fuse`` of the first ``n`` Harvard CT-MRI pairs with S3IMFusion ``weights``:
+    ``(result, out, a, b, names)``."""
+    src = harvard_dir / "CT-MRI"
+    names = sorted(p.name for p in (src / "CT").glob("*.png"))[:n]
+    a = _subset(src / "CT", tmp_path / "CT", names)
+    b = _subset(src / "MRI", tmp_path / "MRI", names)
+    out = tmp_path / "out"
+    res = _invoke(str(a), str(b), "-o", str(out), "--method", "s3imfusion", "--weights",
+                  str(weights), "-q")
+    return res, out, a, b, names
+
+
 def _shipped_s3imfusion_altered(path: Path, how) -> Path:
     """The shipped S3IMFusion CT-MRI weights with ``how(state_dict)`` applied, saved to ``path``."""
     from medfuse.nets import load_pretrained, save_weights
@@ -311,13 +324,7 @@ def test_non_finite_weights_or_output_stop_the_run(tmp_path: Path, harvard_dir: 
             w.mul_(1e38)
 
     w = _shipped_s3imfusion_altered(tmp_path / f"{case}.safetensors", poison)
-    src = harvard_dir / "CT-MRI"
-    names = sorted(p.name for p in (src / "CT").glob("*.png"))[:2]
-    a = _subset(src / "CT", tmp_path / "CT", names)
-    b = _subset(src / "MRI", tmp_path / "MRI", names)
-    out = tmp_path / "out"
-    res = _invoke(str(a), str(b), "-o", str(out), "--method", "s3imfusion", "--weights", str(w),
-                  "-q")
+    res, out, *_ = _s3imfusion_on_ct_mri_pairs(tmp_path, harvard_dir, w, 2)
     assert res.exit_code == 6, res.output
     _one_error_line(res, w.name, message)
     _nothing_written(out)
@@ -552,13 +559,7 @@ def test_s3imfusion_path_on_2d_pairs_with_random_weights(tmp_path: Path, harvard
     torch.manual_seed(0)
     net = get_network("s3imfusion").eval()
     w = save_weights(net, tmp_path / "s3im.safetensors", "s3imfusion", task="ct-mri")
-    src = harvard_dir / "CT-MRI"
-    names = sorted(p.name for p in (src / "CT").glob("*.png"))[:3]
-    a = _subset(src / "CT", tmp_path / "CT", names)
-    b = _subset(src / "MRI", tmp_path / "MRI", names)
-    out = tmp_path / "out"
-    res = _invoke(str(a), str(b), "-o", str(out), "--method", "s3imfusion", "--weights", str(w),
-                  "-q")
+    res, out, a, b, names = _s3imfusion_on_ct_mri_pairs(tmp_path, harvard_dir, w, 3)
     assert res.exit_code == 0, res.output
     got = np.asarray(Image.open(out / "fused" / names[0])).astype(np.float32) / 255.0
     xa = torch.from_numpy(np.asarray(Image.open(a / names[0]).convert("L")) / 255.0).float()

@@ -69,6 +69,8 @@ class NetworkFusion(FusionMethod):
         )
         if backend != "eager":
             tiling["backend"] = backend
+        if not amp:
+            tiling["amp"] = False
         super().__init__(
             device, task=task, weights=str(weights) if weights else None, **tiling, **options
         )
@@ -150,7 +152,7 @@ class NetworkFusion(FusionMethod):
         else:
             y = self._net(xa, xb)
         if not bool(torch.isfinite(y).all()):  # never written out: NaN would become black pixels
-            amp = " under float16 autocast on the GPU (--device cpu runs float32)" \
+            amp = " under float16 autocast on the GPU (--gpu-precision fp32 runs float32)" \
                 if self._autocast() else ""
             raise WeightsError(f"{self.weights or self.name}: the network's output holds NaN or "
                                f"infinite values{amp}")

@@ -35,6 +35,7 @@ Reference = Literal["auto", "a", "b"]
 Axis = Literal["axial", "coronal", "sagittal", 0, 1, 2]
 Side = Literal["a", "b"]
 Backend = Literal["eager", "onnxruntime"]
+GpuPrecision = Literal["fp16", "fp32"]
 #: network inference backends (:data:`medfuse.nets.BACKENDS`, listed here without importing torch).
 BACKENDS = ("eager", "onnxruntime")
 
@@ -71,6 +72,7 @@ class FuseOptions:
         tile_overlap: fraction of a tile shared with its neighbours (None: 0.25).
         net_backend: network methods: "eager" (PyTorch, the reference) or "onnxruntime" (CPU only,
             faster; needs ``pip install 'medfuse[ort]'``).
+        gpu_precision: network methods on a GPU: "fp16" (float16 autocast) or "fp32".
         skip_unreadable: fuse a DICOM series without its unreadable files (recorded in run.json)
             instead of failing.
         allow_different_patients: fuse inputs whose PatientID (or PatientBirthDate) differ.
@@ -98,6 +100,7 @@ class FuseOptions:
     tile: int | None = None
     tile_overlap: float | None = None
     net_backend: Backend = "eager"
+    gpu_precision: GpuPrecision = "fp16"
     skip_unreadable: bool = False
     allow_different_patients: bool = False
     review: bool = True
@@ -141,6 +144,8 @@ class FuseOptions:
             raise InputError(
                 f"--net-backend must be one of {', '.join(BACKENDS)}, not '{self.net_backend}'"
             )
+        if self.gpu_precision not in ("fp16", "fp32"):
+            raise InputError(f"--gpu-precision must be fp16 or fp32, not '{self.gpu_precision}'")
         palette_lut(self.palette)  # an unknown palette fails here
         parse_window(self.window_a)
         parse_window(self.window_b)

@@ -131,6 +131,8 @@ def build_method(name: str, opt: FuseOptions, task: str | None, device: torch.de
             extra["tile_overlap"] = opt.tile_overlap
         if opt.net_backend != "eager":
             extra["backend"] = opt.net_backend
+        if opt.gpu_precision == "fp32":
+            extra["amp"] = False
     return get_method(name, device=device, **extra)
 
 

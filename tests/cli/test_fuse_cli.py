@@ -275,10 +275,12 @@ def test_network_path_on_2d_pairs_with_random_weights(tmp_path: Path, harvard_di
     a = _subset(src / "SPECT", tmp_path / "SPECT", names)
     b = _subset(src / "MRI", tmp_path / "MRI", names)
     out = tmp_path / "out"
-    res = _invoke(str(a), str(b), "-o", str(out), "--method", "ecfusion", "--weights", str(w), "-q")
+    res = _invoke(str(a), str(b), "-o", str(out), "--method", "ecfusion", "--weights", str(w), "-q",
+                  "--gpu-precision", "fp32")
     assert res.exit_code == 0, res.output
     run = json.loads((out / "run.json").read_text())
     assert run["method"]["network"] == "ecfusion" and run["task"] == "spect-mri"
+    assert run["method"]["options"]["amp"] is False
     assert len(run["method"]["weights_sha256"]) == 64
     assert len(list((out / "rgb").glob("*.png"))) == 3
 

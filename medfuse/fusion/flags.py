@@ -24,6 +24,13 @@ def _opt(*decls: str, **attrs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
     return decls, attrs
 
 
+def _choice(*decls: str, choices: list[str], default: str, help: str,
+            **attrs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """An option taking one of ``choices``, its default shown in ``--help``."""
+    return _opt(*decls, type=click.Choice(choices, **attrs), default=default, show_default=True,
+                help=help)
+
+
 #: (parameter declarations, click.Option keyword arguments) of each option, in ``--help`` order.
 _TABLE: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     _opt(
@@ -47,19 +54,17 @@ _TABLE: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         default=None,
         help="Network weights file (.safetensors/.pt) for ecfusion, s3imfusion or network.",
     ),
-    _opt(
+    _choice(
         "--reference",
-        type=click.Choice(["auto", "a", "b"]),
+        choices=["auto", "a", "b"],
         default="auto",
-        show_default=True,
         help="Whose grid the result takes; auto = the anatomical input (MR).",
     ),
-    _opt(
+    _choice(
         "--register",
         "register",
-        type=click.Choice(["auto", "rigid", "affine", "none"]),
+        choices=["auto", "rigid", "affine", "none"],
         default="auto",
-        show_default=True,
         help="auto registers (rigid) when the frames of reference differ.",
     ),
     _opt(
@@ -97,19 +102,17 @@ _TABLE: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         metavar="FRACTION",
         help="Networks: fraction of a tile shared with its neighbours [default: 0.25].",
     ),
-    _opt(
+    _choice(
         "--net-backend",
-        type=click.Choice(["eager", "onnxruntime"]),
+        choices=["eager", "onnxruntime"],
         default="eager",
-        show_default=True,
         help="Networks on the CPU: eager PyTorch (the reference) or ONNX Runtime (faster, "
         "within 1e-5; pip install 'medfuse[ort]').",
     ),
-    _opt(
+    _choice(
         "--gpu-precision",
-        type=click.Choice(["fp16", "fp32"]),
+        choices=["fp16", "fp32"],
         default="fp16",
-        show_default=True,
         help="Networks on a GPU: float16 autocast (fast; within 0.25 grey levels of float32 on "
         "the shipped weights) or float32.",
     ),

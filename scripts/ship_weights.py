@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"`{k}` {json.dumps(v)} (the recipe's: {json.dumps(b)})" for k, b, v in changed) + "."
         notes = [dev,
                  reproduce(net, task, int(summary["max_epochs"]), extra,
-                           command_overrides(run, net, task, extra)
+                           [_override(k, v) for k, _, v in changed]
                            + ([f"init_weights={init}"] if init else []), init_replaced)]
         if (replaced.get(task) or {}).get("weights", {}).get(net):
             notes.insert(1, replaced_section(net, q, replaced[task]))

@@ -64,15 +64,16 @@ class NetworkFusion(FusionMethod):
         backend: str = "eager",
         **options: Any,
     ) -> None:
-        tiling: dict[str, Any] = (
+        # the options run.json records beyond the defaults
+        recorded: dict[str, Any] = (
             {"tile": int(tile), "tile_overlap": float(tile_overlap)} if tile else {}
         )
         if backend != "eager":
-            tiling["backend"] = backend
+            recorded["backend"] = backend
         if not amp:
-            tiling["amp"] = False
+            recorded["amp"] = False
         super().__init__(
-            device, task=task, weights=str(weights) if weights else None, **tiling, **options
+            device, task=task, weights=str(weights) if weights else None, **recorded, **options
         )
         if tile and (int(tile) < 16 or not 0.0 <= float(tile_overlap) < 1.0):
             raise InputError(

@@ -30,6 +30,7 @@ _STOP = False  # set by SIGTERM: finish nothing more
 _RUNNING = False  # a study is being fused in this process
 _SETUP = False
 _STOPPED = "stopped while running; its temporary output was removed"
+_STOPPED_AFTER = "stopped after its output was complete"
 
 #: modules fuse_volumes imports on its first call (a worker imports them before its first study).
 _PRELOAD = (
@@ -69,8 +70,10 @@ def setup_process(threads: int | None) -> None:
 def _on_term(signum: int, frame: Any) -> None:
     global _STOP
     _STOP = True
-    if _RUNNING:
-        raise SystemExit(128 + signum)  # unwinds the study: AtomicOutputDir removes its temp folder
+    if _RUNNING:  # unwinds the study: AtomicOutputDir removes its temp folder
+        from medfuse.io.interrupts import request_exit
+
+        request_exit(128 + signum)  # waits while the output folder is created or moved
 
 
 def _watch_parent(parent: int) -> None:
@@ -97,6 +100,19 @@ def init_worker(threads: int | None, parent: int) -> None:
     signal.signal(signal.SIGTERM, _on_term)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     _thread_env(threads)
+
+
+def _record_stamp(out: str) -> tuple[int, int]:
+    """Identity of ``out``'s run.json (inode, mtime), ``(0, 0)`` when there is none.
+
+    A new output is moved into place by renaming its folder, so the stamp changes exactly when
+    a study's output was committed.
+    """
+    try:
+        st = os.stat(os.path.join(out, "run.json"))
+    except OSError:
+        return (0, 0)
+    return (st.st_ino, st.st_mtime_ns)
 
 
 def _thread_env(threads: int | None) -> None:
@@ -136,8 +152,9 @@ def run_study(study: dict[str, Any], threads: int | None = None) -> dict[str, An
         return done("interrupted", error="not started: the batch was stopped")
     from medfuse.errors import MedfuseError
 
-    _RUNNING = True
+    before: tuple[int, int] | None = None
     try:
+        _RUNNING = True  # inside the try: a SIGTERM from here on is reported as interrupted
         if not _SETUP:
             setup_process(threads)
             res["timings_s"]["worker_setup"] = round(time.perf_counter() - t0, 4)
@@ -146,10 +163,13 @@ def run_study(study: dict[str, Any], threads: int | None = None) -> dict[str, An
 
         opts = options_from_flags(**study["flags"], quiet=True)
         opts.overwrite = bool(study.get("overwrite"))
+        before = _record_stamp(study["out"])
         run = fuse_pair(study["a"], study["b"], study["out"], opts)
         res["timings_s"]["fuse"] = run.get("timings_s", {})
         return done("ok")
     except (KeyboardInterrupt, SystemExit):
+        if before is not None and _record_stamp(study["out"]) not in ((0, 0), before):
+            return done("ok", note=_STOPPED_AFTER)  # stopped after its output was moved in place
         return done("interrupted", error=_STOPPED)
     except MedfuseError as exc:
         if _STOP:  # e.g. SimpleITK turns the SIGTERM it sees mid-registration into an error

@@ -25,6 +25,7 @@ from medfuse.io.guard import (
     os_reason,
     write_marker,
 )
+from medfuse.io.interrupts import critical
 
 __all__ = ["AtomicOutputDir", "check_output_dir"]
 
@@ -93,18 +94,25 @@ class AtomicOutputDir:
 
     def __enter__(self) -> Path:
         parent = self.path.absolute().parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            clear_stale_temps(self.path)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=parent))
-            write_marker(self.tmp, self.command)
-        except OSError as exc:
-            if self.tmp is not None:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-            raise OutputError(
-                f"{self.path}: cannot write the output folder ({exc.strerror})"
-            ) from None
+        # a SIGTERM here waits (medfuse.io.interrupts): raised at once, it would leave the new
+        # temporary folder behind, since __exit__ does not run when __enter__ fails
+        with critical(on_exit=self._drop_tmp):
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+                clear_stale_temps(self.path)
+                self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=parent))
+                write_marker(self.tmp, self.command)
+            except OSError as exc:
+                self._drop_tmp()
+                raise OutputError(
+                    f"{self.path}: cannot write the output folder ({exc.strerror})"
+                ) from None
+        assert self.tmp is not None
         return self.tmp
+
+    def _drop_tmp(self) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __exit__(
         self,
@@ -112,6 +120,13 @@ class AtomicOutputDir:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        assert self.tmp is not None
+        # a SIGTERM while removing or moving the folder waits until that is done; after a
+        # complete move it stays pending (medfuse.io.interrupts.checkpoint): the output is whole
+        with critical(on_exit=self._drop_tmp, raise_pending=exc_type is not None):
+            self._finish(exc_type, exc)
+
+    def _finish(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         assert self.tmp is not None
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)

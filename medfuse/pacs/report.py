@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medfuse.errors import OutputError
+from medfuse.io.interrupts import critical
 
 __all__ = ["InstanceResult", "SeriesResult", "TransferReport", "format_table", "write_json"]
 
@@ -167,13 +168,24 @@ def write_json(report: TransferReport, path: str | os.PathLike) -> Path:
         OutputError: the file cannot be written.
     """
     out = Path(path)
-    try:
-        out.absolute().parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.absolute().parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(report.to_dict(), fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, out)
+    tmp: str | None = None
+
+    def drop() -> None:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+    try:  # a SIGTERM waits for the file to be complete or removed (medfuse.io.interrupts)
+        with critical(on_exit=drop, raise_pending=False):
+            try:
+                out.absolute().parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.absolute().parent)
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(report.to_dict(), fh, indent=2)
+                    fh.write("\n")
+                os.replace(tmp, out)
+            except BaseException:
+                drop()
+                raise
     except OSError as exc:
         raise OutputError(f"{out}: cannot write the report ({exc.strerror})") from None
     return out

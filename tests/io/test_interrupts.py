@@ -6,6 +6,7 @@ sent from inside the step under test, so it lands there however loaded the machi
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -112,6 +113,24 @@ def test_sigterm_while_writing_removes_the_temporary_folder(
     assert stop.value.code == 128 + signal.SIGTERM
     assert not (tmp_path / "out" / "never.dcm").exists()
     assert _leftovers(tmp_path) == []
+
+
+def test_sigterm_while_a_pull_report_is_written_leaves_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sigterm_handler: None
+):
+    from medfuse.pacs import report as report_mod
+
+    real = report_mod.json.dump
+
+    def dump_then_signal(obj: object, fh: object, **kw: object) -> None:
+        _term_self()  # lands mid-file: the file is finished and moved in place first
+        real(obj, fh, **kw)
+
+    monkeypatch.setattr(report_mod.json, "dump", dump_then_signal)
+    rep = report_mod.TransferReport("pull", "dimse", "host:104 (AE PACS)", 1.0, [])
+    out = report_mod.write_json(rep, tmp_path / "r.json")
+    assert json.loads(out.read_text())["rows"] == [] and _leftovers(tmp_path) == ["r.json"]
+    assert interrupts.pending() == 128 + signal.SIGTERM
 
 
 def test_an_exit_requested_outside_a_critical_section_is_immediate():

@@ -60,6 +60,23 @@ def test_report_table_and_json(tmp_path):
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["r.json"]  # no temporary left
 
 
+def test_report_json_on_a_full_disk_is_one_error_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import errno
+
+    from medfuse.errors import OutputError
+    from medfuse.pacs import report as report_mod
+
+    def full(obj, fh, **kw):
+        fh.write("{")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report_mod.json, "dump", full)
+    report = TransferReport("send", "dimse", "host:104 (AE PACS)", 1.0, [])
+    with pytest.raises(OutputError, match=r"r\.json: cannot write the report \(No space left"):
+        write_json(report, tmp_path / "r.json")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_address_and_aet_parsing():
     assert parse_address("127.0.0.1:4242") == ("127.0.0.1", 4242)
     assert parse_address("[::1]:104") == ("::1", 104)

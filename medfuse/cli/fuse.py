@@ -105,12 +105,12 @@ def command(
     Exit codes: 0 ok, 2 usage, 3 input, 4 geometry/registration, 5 output, 6 weights,
     7 written but --send/--send-dicomweb failed (OUT stays complete: rerun medfuse send OUT).
     """
-    from medfuse.cli._signals import install_sigterm
+    from medfuse.cli._signals import install_stop_signals
     from medfuse.fusion.folders import is_image_folder
     from medfuse.fusion.run import fuse_pair, options_from_flags
 
-    # a terminated run unwinds like Ctrl-C, so its temporary output folder is removed
-    install_sigterm()
+    # SIGTERM and Ctrl-C unwind the run, so its temporary output folder is removed
+    install_stop_signals()
 
     if demo:
         if a or b:

@@ -55,12 +55,12 @@ def command(
     7 PACS unreachable or a series failed.
     """
     from medfuse.cli._peer import check_report_path, make_peer, print_report
-    from medfuse.cli._signals import install_sigterm
+    from medfuse.cli._signals import install_stop_signals
     from medfuse.errors import RemoteError
     from medfuse.pacs.pull import pull_study
 
-    # a terminated pull unwinds like Ctrl-C, so the unfinished series folder is removed
-    install_sigterm()
+    # SIGTERM and Ctrl-C unwind the pull, so the unfinished series folder is removed
+    install_stop_signals()
 
     peer = make_peer(pacs, dicomweb_url, called_aet, calling_aet, timeout)
     check_report_path(report_path)

@@ -514,10 +514,14 @@ def test_unknown_method_lists_the_registry(tmp_path: Path, stroke_dir: Path):
 
 
 @pytest.mark.slow
-def test_terminated_run_leaves_nothing(tmp_path: Path, phantom_dir: Path):
-    """SIGTERM while loading the phantom pair: exit 143 and no output or temporary folder."""
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_terminated_run_leaves_nothing(tmp_path: Path, phantom_dir: Path, signame: str):
+    """SIGTERM or Ctrl-C while loading the phantom pair: exit 143 / 130, no output or temporary
+    folder."""
     import signal
     import time
+
+    signum = getattr(signal, signame)
 
     out = tmp_path / "out"
     env = cli_env()
@@ -549,9 +553,10 @@ def test_terminated_run_leaves_nothing(tmp_path: Path, phantom_dir: Path):
             out_text, err_text = proc.communicate()
             raise AssertionError(f"the run never started writing: {err_text[-2000:]}")
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
-    assert proc.returncode == 143
+    proc.send_signal(signum)
+    _, err_text = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err_text[-2000:]
+    assert "Traceback" not in err_text and "Aborted" not in err_text
     _nothing_written(out)
 
 

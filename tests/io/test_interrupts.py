@@ -22,14 +22,15 @@ from medfuse.io.guard import MARKER
 
 @pytest.fixture
 def sigterm_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The fuse command's SIGTERM handler, for one test."""
+    """The fuse command's SIGTERM and SIGINT handlers, for one test."""
     monkeypatch.setattr(_signals, "_received", [])
-    old = signal.getsignal(signal.SIGTERM)
-    _signals.install_sigterm()
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    _signals.install_stop_signals()
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
         interrupts.clear()
 
 

@@ -24,10 +24,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["request_exit", "critical", "checkpoint", "pending", "clear"]
+__all__ = ["request_exit", "request_interrupt", "critical", "checkpoint", "pending", "clear"]
 
 _depth = 0
-_pending: list[int] = []
+_pending: list[BaseException] = []
+
+
+def _stop(exc: BaseException) -> None:
+    if _depth:
+        _pending.append(exc)
+        return
+    raise exc
 
 
 def request_exit(code: int) -> None:
@@ -36,44 +43,59 @@ def request_exit(code: int) -> None:
     Args:
         code: the exit status (``128 + signum`` for a signal).
     """
-    if _depth:
-        _pending.append(code)
-        return
-    raise SystemExit(code)
+    _stop(SystemExit(code))
+
+
+def request_interrupt() -> None:
+    """Raise :class:`KeyboardInterrupt` now, or when the current critical section ends.
+
+    For code that is stopped by a simulated Ctrl-C (Ray cancels a running task with
+    ``_thread.interrupt_main()``) and expects that exception.
+    """
+    _stop(KeyboardInterrupt())
 
 
 def pending() -> int | None:
-    """The exit status a critical section deferred and nobody raised yet, else None."""
-    return _pending[0] if _pending else None
+    """The exit status of a stop a critical section deferred and nobody raised yet, else None
+    (130 for an interrupt)."""
+    if not _pending:
+        return None
+    exc = _pending[0]
+    return exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
 
 
 def clear() -> None:
-    """Forget a deferred exit (a worker starting a new job)."""
+    """Forget a deferred stop."""
     _pending.clear()
 
 
+def _take() -> BaseException:
+    exc = _pending[0]
+    _pending.clear()
+    return exc
+
+
 def checkpoint() -> None:
-    """Raise a deferred exit, if there is one."""
+    """Raise a deferred stop, if there is one."""
     if _pending and not _depth:
-        code = _pending[0]
-        _pending.clear()
-        raise SystemExit(code)
+        raise _take()
 
 
 @contextmanager
 def critical(
     on_exit: Callable[[], None] | None = None, raise_pending: bool = True
 ) -> Iterator[None]:
-    """A block that a signal's :func:`request_exit` does not interrupt.
+    """A block that a signal's :func:`request_exit` (or :func:`request_interrupt`) does not cut.
 
     Args:
-        on_exit: clean-up to run before a deferred exit is raised (whether the block completed
+        on_exit: clean-up to run before a deferred stop is raised (whether the block completed
             or failed; a failing block cleans up after itself as usual).
-        raise_pending: raise a deferred exit when the block completes (False: the block finished
-            the work, so the exit stays pending for :func:`checkpoint`).
+        raise_pending: raise a deferred stop when the block completes (False: the block finished
+            the work, so the stop stays pending for :func:`checkpoint`).
 
     Raises:
-        SystemExit: an exit requested during the block (when the outermost block ends).
+        SystemExit: an exit requested during the block (when the outermost block ends);
+            KeyboardInterrupt for an interrupt.
     """
     global _depth
     _depth += 1
@@ -86,6 +108,4 @@ def critical(
         if _depth == 0 and _pending and (raise_pending or not ok):
             if on_exit is not None:
                 on_exit()
-            code = _pending[0]
-            _pending.clear()
-            raise SystemExit(code)  # the deferred signal wins over an error of the block
+            raise _take()  # the deferred signal wins over an error of the block

@@ -81,3 +81,31 @@ def test_sigterm_after_the_output_is_in_place_reports_ok(
     assert res["status"] == "ok" and res["note"] == worker._STOPPED_AFTER, res
     assert_complete(tmp_path / "out" / "s1")
     assert temp_leftovers(tmp_path / "out") == []
+
+
+def test_ray_cancel_as_the_output_folder_is_made_leaves_nothing(
+    tmp_path: Path, stroke_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Ray cancels a running task with ``_thread.interrupt_main()``: simulated here, in-process."""
+    import _thread
+
+    from medfuse.batch.backends.ray_tasks import ray_study
+
+    real = atomic.write_marker
+
+    def marker_then_cancel(folder: Path, command: str) -> None:
+        real(folder, command)
+        _thread.interrupt_main()  # what ray.cancel does in the worker
+        for _ in range(1000):
+            pass
+
+    monkeypatch.setattr(atomic, "write_marker", marker_then_cancel)
+    monkeypatch.setattr(worker, "_STOP", False)
+    old = signal.getsignal(signal.SIGINT)
+    try:
+        res = ray_study(_study(tmp_path, stroke_dir), None)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        interrupts.clear()
+    assert res["status"] == "interrupted", res
+    assert temp_leftovers(tmp_path / "out") == [] and not (tmp_path / "out" / "s1").exists()

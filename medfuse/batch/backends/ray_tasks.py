@@ -27,10 +27,25 @@ LOCAL_OBJECT_STORE_BYTES = 128 * 1024**2
 
 
 def ray_study(study: dict[str, Any], threads: int | None) -> dict[str, Any]:
-    """The Ray task: :func:`medfuse.batch.worker.run_study` in a Ray worker process."""
+    """The Ray task: :func:`medfuse.batch.worker.run_study` in a Ray worker process.
+
+    Ray cancels a running task by a simulated Ctrl-C (``_thread.interrupt_main``, which calls the
+    SIGINT handler); the handler set here makes it wait while the study's output folder is being
+    created or moved into place (:mod:`medfuse.io.interrupts`).
+    """
+    import signal
+
     from medfuse.batch.worker import run_study
 
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_cancel)
     return run_study(study, threads)
+
+
+def _on_cancel(signum: int, frame: Any) -> None:
+    from medfuse.io.interrupts import request_interrupt
+
+    request_interrupt()
 
 
 class RayBackend:

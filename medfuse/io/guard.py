@@ -135,9 +135,8 @@ def write_marker(folder: str | os.PathLike, command: str) -> None:
 def clear_stale_temps(out: str | os.PathLike) -> int:
     """Remove the temporary siblings of ``out`` a killed run left (``.NAME.tmp-*``/``.old-*``).
 
-    Only folders medfuse marked as its own are removed, and empty ones (a run killed between
-    creating its temporary folder and writing the marker into it); names are compared as text
-    (``out`` is never a glob pattern) and symlinks are never followed.
+    Only folders medfuse marked as its own are removed; names are compared as text (``out`` is
+    never a glob pattern) and symlinks are never followed.
 
     Returns:
         how many were removed.
@@ -150,15 +149,8 @@ def clear_stale_temps(out: str | os.PathLike) -> int:
     prefixes = (f".{o.name}.tmp-", f".{o.name}.old-")
     n = 0
     for p in entries:
-        if not p.name.startswith(prefixes) or p.is_symlink() or not p.is_dir():
-            continue
-        if is_medfuse_output(p):
+        if (p.name.startswith(prefixes) and not p.is_symlink() and p.is_dir()
+                and is_medfuse_output(p)):
             shutil.rmtree(p, ignore_errors=True)
             n += 1
-            continue
-        try:
-            p.rmdir()  # succeeds only on an empty folder: nothing in it can be lost
-        except OSError:
-            continue
-        n += 1
     return n

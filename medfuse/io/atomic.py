@@ -120,10 +120,10 @@ class AtomicOutputDir:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self.tmp is not None
-        # a SIGTERM while removing or moving the folder waits until that is done; after a
-        # complete move it stays pending (medfuse.io.interrupts.checkpoint): the output is whole
-        with critical(on_exit=self._drop_tmp, raise_pending=exc_type is not None):
+        # a SIGTERM while removing or moving the folder waits until that is done (every failure
+        # of _finish removes the temporary folder itself); after a complete move it stays pending
+        # (medfuse.io.interrupts.checkpoint): the output is whole
+        with critical(raise_pending=exc_type is not None):
             self._finish(exc_type, exc)
 
     def _finish(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:

@@ -169,13 +169,8 @@ def write_json(report: TransferReport, path: str | os.PathLike) -> Path:
     """
     out = Path(path)
     tmp: str | None = None
-
-    def drop() -> None:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-
     try:  # a SIGTERM waits for the file to be complete or removed (medfuse.io.interrupts)
-        with critical(on_exit=drop, raise_pending=False):
+        with critical(raise_pending=False):
             try:
                 out.absolute().parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.absolute().parent)
@@ -183,9 +178,9 @@ def write_json(report: TransferReport, path: str | os.PathLike) -> Path:
                     json.dump(report.to_dict(), fh, indent=2)
                     fh.write("\n")
                 os.replace(tmp, out)
-            except BaseException:
-                drop()
-                raise
+            finally:
+                if tmp is not None and os.path.exists(tmp):  # not moved into place
+                    os.unlink(tmp)
     except OSError as exc:
         raise OutputError(f"{out}: cannot write the report ({exc.strerror})") from None
     return out

@@ -15,6 +15,16 @@ from medfuse.integrations.monailabel import HAVE_MONAILABEL, FusionInferTask
 from medfuse.nets import load_weights
 
 
+def _assert_same_fusion(actual: np.ndarray, reference: Path) -> None:
+    """The same uint8 fusion as ``medfuse fuse``: the float paths differ (batching, kernels) by
+    about 1e-6, which flips a value sitting on a rounding boundary by one grey level."""
+    desired = np.asarray(nib.load(reference).dataobj)
+    assert actual.shape == desired.shape and actual.dtype == desired.dtype
+    diff = np.abs(actual.astype(np.int16) - desired.astype(np.int16))
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= 1e-3 * diff.size, (
+        f"{np.count_nonzero(diff)} pixels differ, by up to {diff.max()}")
+
+
 @pytest.fixture(scope="module")
 def task(weights_file: Path) -> FusionInferTask:
     return FusionInferTask(network="ecfusion", task="ct-mri", weights=weights_file, device="cpu")
@@ -38,7 +48,7 @@ def test_pre_inferer_post_transforms_on_real_data(task: FusionInferTask, nifti_p
     assert tuple(pred.shape) == (1, 1, 83, 107, 6) and pred.dtype == torch.float32
     out = Compose(task.post_transforms())({"pred": pred[0]})["pred"]
     assert out.dtype == torch.uint8
-    np.testing.assert_array_equal(out[0].numpy(), np.asarray(nib.load(reference_fused).dataobj))
+    _assert_same_fusion(out[0].numpy(), reference_fused)
 
 
 def test_call_writes_the_fused_nifti(tmp_path: Path, task: FusionInferTask, nifti_pair, reference_fused):
@@ -47,7 +57,7 @@ def test_call_writes_the_fused_nifti(tmp_path: Path, task: FusionInferTask, nift
     assert path == str(tmp_path / "fused.nii.gz") and [p.name for p in tmp_path.iterdir()] == ["fused.nii.gz"]
     img = nib.load(path)
     np.testing.assert_allclose(img.affine, nib.load(b).affine, atol=1e-5)
-    np.testing.assert_array_equal(np.asarray(img.dataobj), np.asarray(nib.load(reference_fused).dataobj))
+    _assert_same_fusion(np.asarray(img.dataobj), reference_fused)
     assert info["shape"] == [83, 107, 6] and info["latencies"]["total"] >= info["latencies"]["infer"]
 
 
@@ -55,7 +65,7 @@ def test_same_result_from_a_built_model(weights_file: Path, nifti_pair, referenc
     t = FusionInferTask(model=load_weights(weights_file), device="cpu")
     path, _ = t({"image_a": str(nifti_pair[0]), "image_b": str(nifti_pair[1])})
     try:
-        np.testing.assert_array_equal(np.asarray(nib.load(path).dataobj), np.asarray(nib.load(reference_fused).dataobj))
+        _assert_same_fusion(np.asarray(nib.load(path).dataobj), reference_fused)
     finally:
         Path(path).unlink()
 

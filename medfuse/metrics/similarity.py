@@ -13,7 +13,8 @@ from scipy import ndimage
 
 from ._utils import as_image, check_triplet, filter2_valid_separable, fspecial_gaussian_1d
 
-__all__ = ["rmse", "mse", "psnr", "correlation_coefficient", "scd", "ssim", "ssim_pair"]
+__all__ = ["rmse", "mse", "psnr", "correlation_coefficient", "scd", "ssim", "ssim_maps_skimage",
+           "ssim_pair"]
 
 
 def _triplet(fused, a, b, dtype=np.float64):
@@ -136,9 +137,11 @@ def _ssim_vifb(f: np.ndarray, sources: list[np.ndarray]) -> list[float]:
     return out
 
 
-def _ssim_skimage(im1: np.ndarray, sources: list[np.ndarray], crop: bool) -> list[float]:
-    """scikit-image 0.19 ``structural_similarity(im1, src)`` defaults on float32, data_range 2, for
-    each source; the fused image's filtered moments are computed once (same operation order)."""
+def ssim_maps_skimage(im1: np.ndarray, sources: list[np.ndarray]) -> list[np.ndarray]:
+    """The per-pixel SSIM maps behind :func:`ssim`'s ``skimage`` convention (the ``paper``
+    profile): scikit-image 0.19 ``structural_similarity(im1, src, full=True)`` defaults on
+    float32, data_range 2, one ``(H, W)`` map per source, uncropped; the fused image's filtered
+    moments are computed once (same operation order)."""
     win = 7
     if min(im1.shape) < win:
         raise ValueError(
@@ -159,9 +162,17 @@ def _ssim_skimage(im1: np.ndarray, sources: list[np.ndarray], crop: bool) -> lis
         vy = cov_norm * (uyy - uy * uy)
         vxy = cov_norm * (uxy - ux * uy)
         a1, a2, b1, b2 = (2 * ux * uy + c1, 2 * vxy + c2, ux**2 + uy**2 + c1, vx + vy + c2)
-        s = (a1 * a2) / (b1 * b2)
+        out.append((a1 * a2) / (b1 * b2))
+    return out
+
+
+def _ssim_skimage(im1: np.ndarray, sources: list[np.ndarray], crop: bool) -> list[float]:
+    """scikit-image 0.19 ``structural_similarity(im1, src)`` defaults on float32, data_range 2, for
+    each source: the mean of :func:`ssim_maps_skimage` (its border cropped with ``crop``)."""
+    out = []
+    for s in ssim_maps_skimage(im1, sources):
         if crop:
-            p = (win - 1) // 2
+            p = 3  # (win - 1) // 2
             s = s[p:-p, p:-p]
         out.append(float(s.mean(dtype=np.float64)))
     return out

@@ -112,6 +112,23 @@ def test_ssim_of_identical_images_is_one():
     assert M.ssim(a, a, a, "vifb", reduce="sum") == pytest.approx(2.0, abs=1e-12)
 
 
+def test_ssim_maps_average_to_the_paper_ssim_and_locate_a_defect():
+    from medfuse.metrics.similarity import ssim_maps_skimage
+
+    f, a, b = (x.astype(np.float32) for x in _triplet())
+    sa, sb = ssim_maps_skimage(f, [a, b])
+    assert sa.shape == sb.shape == f.shape
+    paper = FusionMetrics(profile="paper", metrics=["SSIM"])(f, a, b)["SSIM"]
+    assert 0.5 * (sa.mean(dtype=np.float64) + sb.mean(dtype=np.float64)) == pytest.approx(paper)
+    # one grey speck in the black corner: SSIM against a drops to ~0 in its 7x7 windows only
+    assert a[:20, :20].max() == 0 and f[:20, :20].max() == 0
+    g = f.copy()
+    g[10, 10] = 1.0
+    ga = ssim_maps_skimage(g, [a])[0]
+    assert ga[7:14, 7:14].max() < 0.1 and sa[7:14, 7:14].min() == pytest.approx(1.0)
+    np.testing.assert_array_equal(ga[30:, 30:], sa[30:, 30:])
+
+
 def test_entropy_sd_of_known_images():
     img = np.zeros((16, 16))
     img[:, 8:] = 200

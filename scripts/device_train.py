@@ -446,9 +446,12 @@ def _install_wheels(wheels: Path, site: Path) -> None:
     found = sorted(wheels.glob("*.whl"))
     if not found:
         raise PackError(f"{wheels}: no wheels (run `python scripts/device_train.py pack` here)")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
-                    "--no-compile", "--no-cache-dir", "--upgrade", "--target", str(site),
-                    *map(str, found)], check=True)
+    res = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                          "--no-compile", "--no-cache-dir", "--upgrade", "--target", str(site),
+                          *map(str, found)], capture_output=True, text=True)
+    if res.returncode != 0:
+        tail = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise PackError(f"installing the wheels of {wheels} failed: {tail}")
 
 
 def pack_run(folder: Path, dest: Path, room: int) -> tuple[Path, list[str]]:

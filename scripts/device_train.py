@@ -351,6 +351,7 @@ class Run:
     proc: subprocess.Popen | None = None
     console: io.TextIOBase | None = None
     console_start: int = 0
+    console_read: int = 0
     terminated_at: float | None = None
 
     def training(self) -> bool:
@@ -431,15 +432,18 @@ def _gpu_state() -> str:
     return res.stdout.strip() or res.stderr.strip()
 
 
-def _epoch_lines(folder: Path, seen: dict[str, int]) -> list[str]:
-    console = folder / "console.txt"
-    if not console.is_file():
+def _epoch_lines(run: Run) -> list[str]:
+    """The epoch and loss-term lines this call's process of ``run`` logged since the last call."""
+    try:
+        with (run.folder / "console.txt").open("rb") as fh:
+            fh.seek(run.console_start + run.console_read)
+            chunk = fh.read()
+    except OSError:
         return []
-    lines = [ln for ln in console.read_text(errors="replace").splitlines()
-             if ln.startswith(("epoch ", "loss terms"))]
-    new = lines[seen.get(str(folder), 0):]
-    seen[str(folder)] = len(lines)
-    return new
+    end = chunk.rfind(b"\n") + 1  # whole lines only
+    run.console_read += end
+    lines = chunk[:end].decode(errors="replace").splitlines()
+    return [ln for ln in lines if ln.startswith(("epoch ", "loss terms"))]
 
 
 def _install_wheels(wheels: Path, site: Path) -> None:
@@ -455,14 +459,15 @@ def _install_wheels(wheels: Path, site: Path) -> None:
 
 
 def pack_run(folder: Path, dest: Path, room: int) -> tuple[Path, list[str]]:
-    """``dest`` (``.tar.gz``) with the run's files; its newest resume checkpoint only while the
-    archive stays under :data:`RETURN_FILE_LIMIT` and ``room``. Returns the archive and what
-    was left out."""
+    """``dest`` (``.tar.gz``) with the run's files; what a later call needs to resume it (the
+    newest resume checkpoint, and the best-model checkpoint that the resumed run exports at its
+    end) only while the archive stays under :data:`RETURN_FILE_LIMIT` and ``room``. Returns the
+    archive and the names left out."""
     files = sorted(p for p in folder.iterdir() if p.is_file())
     ckpts = [p for p in files if p.name.startswith(("last_checkpoint_", "mid_checkpoint_"))]
+    best = [p for p in files if p.name.startswith("best_checkpoint_")]
     newest = max(ckpts, key=lambda p: p.stat().st_mtime) if ckpts else None
-    keep = [p for p in files if p not in ckpts and not p.name.startswith("best_checkpoint_")]
-    left = [p.name for p in files if p not in keep]
+    keep = [p for p in files if p not in ckpts and p not in best]
 
     def write(members: list[Path]) -> int:
         with tarfile.open(dest, "w:gz") as tar:
@@ -470,15 +475,13 @@ def pack_run(folder: Path, dest: Path, room: int) -> tuple[Path, list[str]]:
                 tar.add(p, arcname=f"{folder.name}/{p.name}")
         return dest.stat().st_size
 
-    if newest is not None:
-        size = write(keep + [newest])
-        if size <= min(RETURN_FILE_LIMIT, room):
-            left.remove(newest.name)
-            return dest, left
+    limit = min(RETURN_FILE_LIMIT, room)
+    if newest is not None and write(keep + [newest] + best) <= limit:
+        return dest, sorted(p.name for p in files if p not in keep + [newest] + best)
     size = write(keep)
-    if size > min(RETURN_FILE_LIMIT, room):
+    if size > limit:
         raise PackError(f"{dest}: {_mib(size)} does not fit what the device tool returns")
-    return dest, left
+    return dest, sorted(p.name for p in files if p not in keep)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -524,16 +527,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             r.folder.mkdir(parents=True)
         r.console = (r.folder / "console.txt").open("a")
         r.console_start = r.console.tell()
+        # same process session: when the tool ends the command at its limit, the trainings end
+        # with it (a new session would keep the lent machine busy after the call)
         r.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=r.console,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+                                  stderr=subprocess.STDOUT)
         _log(log, f"{r.name}: started ({' '.join(cmd[3:])})")
-    seen: dict[str, int] = {}
     next_gpu = time.time()
     try:
         while any(r.proc is not None and r.proc.poll() is None for r in runs):
             now = time.time()
             for r in runs:
-                for line in _epoch_lines(r.folder, seen):
+                for line in _epoch_lines(r):
                     _log(log, f"{r.name}: {line}")
                 if r.proc is not None and r.proc.poll() is None:
                     # a run still setting up gets its SIGTERM once it trains, or grace_s late
@@ -544,6 +548,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         _log(log, f"{r.name}: budget reached, SIGTERM")
                     elif r.terminated_at is not None and now - r.terminated_at > args.grace_s:
                         r.proc.kill()
+                        r.proc.wait()
                         _log(log, f"{r.name}: no exit {args.grace_s:.0f} s after SIGTERM, killed")
             if now >= next_gpu:
                 _log(log, f"GPU {_gpu_state()}")
@@ -559,7 +564,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     room = RETURN_TOTAL_LIMIT - 2**20  # the log
     status = 0
     for r in runs:
-        for line in _epoch_lines(r.folder, seen):
+        for line in _epoch_lines(r):
             _log(log, f"{r.name}: {line}")
         rc = r.proc.returncode if r.proc is not None else None
         try:
@@ -571,8 +576,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         room -= tar.stat().st_size
         _log(log, f"{r.name}: exit {rc}, {tar.name} {_mib(tar.stat().st_size)}"
                   + (f" (left out: {', '.join(left)})" if left else ""))
-        if not (r.folder / "summary.json").is_file():
-            status = 1
+        if rc != 0 or not (r.folder / "summary.json").is_file():
+            status = 1  # (a resumed run's folder holds the previous call's summary)
     _log(log, f"done in {time.time() - t_start:.0f} s")
     log.close()
     shutil.rmtree(work, ignore_errors=True)

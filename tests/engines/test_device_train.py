@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,9 @@ def test_pack_run_unpack_smoke(harvard_dir: Path, vgg16: Path, tmp_path: Path) -
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (carried / "resume").iterdir()) == [
         "ecfusion_ct-mri_gpu.tar.gz", "ecfusion_ct-mri_gpu2.tar.gz"]
+    with tarfile.open(carried / "resume" / "ecfusion_ct-mri_gpu.tar.gz") as tar:
+        names = [Path(m.name).name for m in tar.getmembers()]
+    assert "last_checkpoint_1.pt" in names and "ecfusion-ct-mri.safetensors" not in names
     out2 = tmp_path / "OUT2"
     res = _script("run", "--out", str(out2), "--carried", str(carried), "--smoke", "--no-wheels",
                   "--threads", "1", "--workers", "0", "--validate-every", "1", "--runs", "ct-mri",
@@ -160,6 +164,7 @@ def test_pack_run_unpack_smoke(harvard_dir: Path, vgg16: Path, tmp_path: Path) -
     assert res.returncode == 0, res.stderr
     rows = (runs / "ecfusion_ct-mri_gpu" / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
+    assert load_weights(runs / "ecfusion_ct-mri_gpu" / "ecfusion-ct-mri.safetensors") is not None
 
 
 def test_budget_stop_exports_what_was_trained(harvard_dir: Path, vgg16: Path,

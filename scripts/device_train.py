@@ -397,8 +397,9 @@ RunSpec = tuple[str, str, tuple[str, ...]]
 
 def parse_runs(specs: Sequence[str] | None, suffix: str,
                tasks: Sequence[str] = tuple(TASK_FOLDERS)) -> list[RunSpec]:
-    """``TASK[+OVERLAY...]`` specs (``pet-mri+pipelines/x.json``) -> (name, task, overlays); no
-    specs: :data:`DEFAULT_RUNS` of ``tasks`` (those packed)."""
+    """``TASK[+OVERLAY...]`` specs -> (name, task, overlays); an overlay is a config file or a
+    ``KEY=VALUE`` override (``pet-mri+pipelines/x.json+optimizer#lr=0.0001``). No specs:
+    :data:`DEFAULT_RUNS` of ``tasks`` (those packed)."""
     if not specs:
         return [(f"ecfusion_{t}_{suffix}", t, o) for t, o in DEFAULT_RUNS.items() if t in tasks]
     runs: list[RunSpec] = []
@@ -410,7 +411,7 @@ def parse_runs(specs: Sequence[str] | None, suffix: str,
         if task not in tasks:
             raise PackError(f"--runs {spec}: {task} was not packed (pack --tasks)")
         for o in overlays:
-            if not (REPO / o).is_file():
+            if "=" not in o and not (REPO / o).is_file():
                 raise PackError(f"--runs {spec}: {o} not found")
         name = f"ecfusion_{task}_{suffix}"
         taken = {r[0] for r in runs}
@@ -688,7 +689,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rn.add_argument("--out", required=True, help="$OUT of the device call")
     rn.add_argument("--carried", default=str(REPO / ".device"))
     rn.add_argument("--runs", nargs="+", metavar="TASK[+OVERLAY...]",
-                    help="default: ct-mri, pet-mri+black_background, spect-mri+black_background")
+                    help="runs side by side; OVERLAY: a config file or KEY=VALUE (default: "
+                         "ct-mri, pet-mri+black_background, spect-mri+black_background)")
     rn.add_argument("--suffix", default="gpu", help="run folder names: ecfusion_<task>_SUFFIX")
     rn.add_argument("--budget-s", type=float, default=540.0,
                     help="seconds from start to the end of this command (default 540)")

@@ -95,6 +95,13 @@ def test_run_specs() -> None:
     two = device_train.parse_runs(["ct-mri", "ct-mri+pipelines/ecfusion_black_background.json"],
                                   "gpu")
     assert [r[0] for r in two] == ["ecfusion_ct-mri_gpu", "ecfusion_ct-mri_gpu2"]
+    tuned = device_train.parse_runs(
+        ["pet-mri+pipelines/ecfusion_black_background.json+init_weights=medfuse/weights/"
+         "ecfusion-pet-mri.safetensors+optimizer#lr=0.0001"], "gpu", ["pet-mri"])
+    assert tuned[0][2][1:] == ("init_weights=medfuse/weights/ecfusion-pet-mri.safetensors",
+                               "optimizer#lr=0.0001")
+    with pytest.raises(device_train.PackError, match="spect-mri was not packed"):
+        device_train.parse_runs(["spect-mri"], "gpu", ["ct-mri"])
     with pytest.raises(device_train.PackError, match="unknown task 'mr-ct'"):
         device_train.parse_runs(["mr-ct"], "gpu")
     with pytest.raises(device_train.PackError, match="nope.json not found"):

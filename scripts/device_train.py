@@ -34,8 +34,12 @@ one ``medfuse train`` process per run (the three tasks by default) side by side 
 256x256, batch 4, Adam 1e-3, 50 epochs) and the VGG16 substitute. At ``--budget-s`` seconds
 after its start (less a margin) every run still training gets SIGTERM: it finishes the iteration,
 writes a checkpoint, exports its best validated weights and ``summary.json``. Each run folder
-comes back as ``$OUT/<run>.tar.gz`` (records, best weights, and its newest resume checkpoint
-while the 64 MiB allow), with ``$OUT/device_train.log`` (GPU use every 30 s, each run's epochs).
+comes back as ``$OUT/<run>.tar.gz`` (records and best weights; for a run that did not finish also
+its newest resume checkpoint and its best-model checkpoint, 14.8 MiB in all, while they fit),
+with ``$OUT/device_train.log`` (GPU use every 30 s, each run's epochs).
+
+A run that did not finish continues in a later call: ``pack --tasks TASK --resume-from FILES``
+carries its archive (without the exported weights: 11.8 MiB), and ``run`` resumes it.
 
 ``unpack`` (here, after the call) extracts the returned archives into ``training_runs/`` and
 prints each run's best epoch; ``python scripts/ship_run.py training_runs/<run>`` then decides

@@ -382,18 +382,8 @@ class Run:
     console: io.TextIOBase | None = None
     console_start: int = 0
     console_read: int = 0
+    trains: bool = False  # logged an iteration or an epoch: its SIGTERM handler is in place
     terminated_at: float | None = None
-
-    def training(self) -> bool:
-        """Whether this call's process has logged a training iteration or epoch (then its
-        SIGTERM handler is in place: a stop ends the iteration and exports)."""
-        try:
-            with (self.folder / "console.txt").open("rb") as fh:
-                fh.seek(self.console_start)
-                text = fh.read().decode(errors="replace")
-        except OSError:
-            return False
-        return "loss terms at iteration " in text or "\nepoch " in "\n" + text
 
 
 RunSpec = tuple[str, str, tuple[str, ...]]
@@ -569,11 +559,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             now = time.time()
             for r in runs:
                 for line in _epoch_lines(r):
+                    r.trains = True
                     _log(log, f"{r.name}: {line}")
                 if r.proc is not None and r.proc.poll() is None:
                     # a run still setting up gets its SIGTERM once it trains, or grace_s late
                     if (now >= deadline and r.terminated_at is None
-                            and (r.training() or now >= deadline + args.grace_s)):
+                            and (r.trains or now >= deadline + args.grace_s)):
                         r.proc.send_signal(signal.SIGTERM)
                         r.terminated_at = now
                         _log(log, f"{r.name}: budget reached, SIGTERM")

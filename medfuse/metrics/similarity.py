@@ -137,12 +137,16 @@ def _ssim_vifb(f: np.ndarray, sources: list[np.ndarray]) -> list[float]:
     return out
 
 
+#: scikit-image's default SSIM window (uniform filter) side.
+_SKIMAGE_WIN = 7
+
+
 def ssim_maps_skimage(im1: np.ndarray, sources: list[np.ndarray]) -> list[np.ndarray]:
     """The per-pixel SSIM maps behind :func:`ssim`'s ``skimage`` convention (the ``paper``
     profile): scikit-image 0.19 ``structural_similarity(im1, src, full=True)`` defaults on
     float32, data_range 2, one ``(H, W)`` map per source, uncropped; the fused image's filtered
     moments are computed once (same operation order)."""
-    win = 7
+    win = _SKIMAGE_WIN
     if min(im1.shape) < win:
         raise ValueError(
             f"image of {im1.shape[1]}x{im1.shape[0]} px is too small for SSIM (7x7 window)"
@@ -172,7 +176,7 @@ def _ssim_skimage(im1: np.ndarray, sources: list[np.ndarray], crop: bool) -> lis
     out = []
     for s in ssim_maps_skimage(im1, sources):
         if crop:
-            p = 3  # (win - 1) // 2
+            p = (_SKIMAGE_WIN - 1) // 2
             s = s[p:-p, p:-p]
         out.append(float(s.mean(dtype=np.float64)))
     return out

@@ -113,11 +113,17 @@ def _script(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, capture_output=True, text=True, timeout=900)
 
 
+def _pack(carried: Path, harvard_dir: Path, vgg16: Path,
+          *extra: str) -> subprocess.CompletedProcess:
+    """``pack`` of the CT-MRI pairs into ``carried`` (no wheels, fast xz, no size check)."""
+    return _script("pack", "--out", str(carried), "--data", str(harvard_dir), "--tasks", "ct-mri",
+                   "--vgg", str(vgg16), "--no-wheels", "--no-check-tree", "--preset", "1", *extra)
+
+
 def test_pack_run_unpack_smoke(harvard_dir: Path, vgg16: Path, tmp_path: Path) -> None:
     """The whole round on the CPU: two runs side by side, archives, unpacked run folders."""
     carried, out, runs = tmp_path / ".device", tmp_path / "OUT", tmp_path / "training_runs"
-    res = _script("pack", "--out", str(carried), "--data", str(harvard_dir), "--tasks", "ct-mri",
-                  "--vgg", str(vgg16), "--no-wheels", "--no-check-tree", "--preset", "1")
+    res = _pack(carried, harvard_dir, vgg16)
     assert res.returncode == 0, res.stderr
     assert {p.name for p in carried.iterdir()} == {device_train.DATA_FILE, device_train.VGG_FILE,
                                                    device_train.MANIFEST}
@@ -150,9 +156,7 @@ def test_pack_run_unpack_smoke(harvard_dir: Path, vgg16: Path, tmp_path: Path) -
     assert again.stderr.strip().count("\n") == 0 and "exists (--overwrite" in again.stderr
 
     # a later call continues a returned run from its checkpoint
-    res = _script("pack", "--out", str(carried), "--data", str(harvard_dir), "--tasks", "ct-mri",
-                  "--vgg", str(vgg16), "--no-wheels", "--no-check-tree", "--preset", "1",
-                  "--resume-from", str(out))
+    res = _pack(carried, harvard_dir, vgg16, "--resume-from", str(out))
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (carried / "resume").iterdir()) == [
         "ecfusion_ct-mri_gpu.tar.gz", "ecfusion_ct-mri_gpu2.tar.gz"]
@@ -179,8 +183,7 @@ def test_budget_stop_exports_what_was_trained(harvard_dir: Path, vgg16: Path,
     """At the budget a run gets SIGTERM once it trains (a state, not a moment): it ends the
     iteration, checkpoints, exports and summarises, and the archive comes back."""
     carried, out = tmp_path / ".device", tmp_path / "OUT"
-    res = _script("pack", "--out", str(carried), "--data", str(harvard_dir), "--tasks", "ct-mri",
-                  "--vgg", str(vgg16), "--no-wheels", "--no-check-tree", "--preset", "1")
+    res = _pack(carried, harvard_dir, vgg16)
     assert res.returncode == 0, res.stderr
     res = _script("run", "--out", str(out), "--carried", str(carried), "--smoke", "--no-wheels",
                   "--threads", "1", "--workers", "0", "--max-epochs", "30", "--budget-s", "0",

@@ -111,6 +111,12 @@ def _tcp_reason(peer: DimsePeer) -> str | None:
 def associate(ae: Any, peer: DimsePeer, **kwargs: Any) -> Any:
     """Open an association from ``ae`` (its requested contexts set) to ``peer``.
 
+    A rejection is read from the A-ASSOCIATE-RJ PDU itself (an ``EVT_PDU_RECV`` handler), not
+    only from ``Association.is_rejected``: pynetdicom 3.0 checks whether the socket is still
+    connected after sending the request, and when the peer's rejection and its closing of the
+    connection arrive before that check (often, on loopback), it aborts the association and
+    reports no rejection.
+
     Args:
         ae: a pynetdicom ``AE``.
         peer: the peer.
@@ -123,14 +129,26 @@ def associate(ae: Any, peer: DimsePeer, **kwargs: Any) -> Any:
         RemoteError: the connection failed, or the peer rejected or aborted the association
             (one line naming host:port and the reason).
     """
-    assoc = ae.associate(peer.host, peer.port, ae_title=peer.called_aet, **kwargs)
+    from pynetdicom import evt
+    from pynetdicom.pdu import A_ASSOCIATE_RJ
+
+    rejections: list[Any] = []
+
+    def on_pdu(event: Any) -> None:
+        if isinstance(event.pdu, A_ASSOCIATE_RJ):
+            rejections.append(event.pdu.to_primitive())
+
+    handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_PDU_RECV, on_pdu)]
+    assoc = ae.associate(peer.host, peer.port, ae_title=peer.called_aet, evt_handlers=handlers,
+                         **kwargs)
     if assoc.is_established:
         return assoc
-    if assoc.is_rejected and assoc.acceptor.primitive is not None:
-        p = assoc.acceptor.primitive
+    rejection = assoc.acceptor.primitive if assoc.is_rejected else None
+    rejection = rejection if rejection is not None else next(iter(rejections), None)
+    if rejection is not None:
         raise RemoteError(
             f"PACS {peer} rejected the association from AE {peer.calling_aet}: "
-            f"{p.reason_str} ({p.source_str}, {p.result_str})"
+            f"{rejection.reason_str} ({rejection.source_str}, {rejection.result_str})"
         )
     reason = _tcp_reason(peer)
     if reason is not None:

@@ -72,6 +72,43 @@ def test_send_to_wrong_called_aet_is_rejected(orthanc: Orthanc, fused_demo: Path
     assert line.endswith("Called AE title not recognised (Service User, Rejected Permanent)")
 
 
+# Associate with a wrong called AE title again and again in one process; print each error.
+# pynetdicom's debug log (to memory) slows its threads enough to open the race window wide.
+_REJECTED_N_TIMES = """
+import io, logging, sys
+logging.getLogger("pynetdicom").addHandler(logging.StreamHandler(io.StringIO()))
+logging.getLogger("pynetdicom").setLevel(logging.DEBUG)
+from medfuse.errors import RemoteError
+from medfuse.pacs.dimse import DimsePeer, associate, new_ae
+from pynetdicom.sop_class import Verification
+peer = DimsePeer("127.0.0.1", int(sys.argv[1]), called_aet="NOTHERE")
+for _ in range(int(sys.argv[2])):
+    ae = new_ae(peer)
+    ae.add_requested_context(Verification)
+    try:
+        associate(ae, peer).release()
+        print("established")
+    except RemoteError as exc:
+        print(exc)
+"""
+
+
+def test_every_rejection_is_reported_as_a_rejection(orthanc: Orthanc):
+    """Orthanc's A-ASSOCIATE-RJ and its closing of the connection can reach pynetdicom before it
+    checks that the socket is connected; it then aborts and reports no rejection (134 of 300
+    tries on loopback with its debug log on, before the fix; once in a CI run without it).
+    Each of 60 tries must name the rejection."""
+    import sys
+
+    r = orthanc.netns.run(sys.executable, "-c", _REJECTED_N_TIMES, str(orthanc.dicom_port), "60",
+                          timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    expected = (f"PACS {orthanc.address} (AE NOTHERE) rejected the association from AE MEDFUSE: "
+                "Called AE title not recognised (Service User, Rejected Permanent)")
+    assert len(lines) == 60 and set(lines) == {expected}, set(lines)
+
+
 def test_send_reports_each_failed_instance_and_exits_nonzero(
     orthanc: Orthanc, fused_demo: Path, tmp_path
 ):

@@ -102,8 +102,12 @@ def command(a_dir, b_dir, fused, volumes, profile, metrics, out_dir, overwrite, 
       medfuse evaluate --a CT --b MRI --fused avg=F_avg --fused ecfusion=out -o eval
       medfuse evaluate --volume lap=out_lap --volume dwt=out_dwt -o eval
     """
+    from medfuse.cli._signals import install_stop_signals
     from medfuse.metrics.evaluate import evaluate_folders, summary_text
 
+    # SIGTERM and Ctrl-C unwind the run (exit 143 / 130): the results folder gets all the new
+    # files or none, and no temporary folder stays behind
+    install_stop_signals()
     if bool(fused) == bool(volumes):
         raise click.UsageError("give --fused folders (with --a and --b) or --volume outputs")
     try:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from medfuse.errors import GeometryError, InputError, OutputError
+from medfuse.io.interrupts import critical
 
 from .profiles import FusionMetrics, aggregate, higher_is_better
 
@@ -563,18 +564,32 @@ def check_results_dir(out_dir: str | os.PathLike | None, overwrite: bool) -> Pat
 def write_results(out: Path, result: EvaluationResult, plots: bool = True) -> None:
     """Write the tables, JSON and plots of ``result`` into ``out`` atomically (sets ``files``).
 
+    Everything is written into a temporary folder inside ``out`` and then renamed into place. A
+    stop by signal (:mod:`medfuse.io.interrupts`, installed by the CLI) never lands between the
+    creation of that folder and the ``try`` that removes it, nor inside the renames: it leaves
+    either none of the new files or all of them, and no temporary folder.
+
     Raises:
         OutputError: the folder cannot be created or written.
     """
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".evaluate-", dir=out))
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    made: list[Path] = []
+
+    def drop_made() -> None:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    with critical(on_exit=drop_made):
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            made.append(Path(tempfile.mkdtemp(prefix=".evaluate-", dir=out)))
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    tmp = made[0]
     try:
         names = _write_outputs(tmp, result, plots)
-        for n in names:
-            os.replace(tmp / n, out / n)
+        with critical():  # all the new files or none
+            for n in names:
+                os.replace(tmp / n, out / n)
         result.files = [out / n for n in names]
     except OSError as exc:
         raise OutputError(f"{out}: cannot write results ({exc.strerror or exc})") from None

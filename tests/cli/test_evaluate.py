@@ -311,3 +311,102 @@ def test_evaluate_colour_fusion_volume(stroke_dir, tmp_path):
     assert 0.01 < res.volume["dwt"]["ISE"] < 1
     assert res.sources["dwt"]["functional"] == {"a": True, "b": False}
     assert res.summary["dwt"]["MI"]["n"] > 100 and res.summary["dwt"]["MI"]["mean"] > 1
+
+
+@pytest.fixture
+def stop_signals():
+    """medfuse's SIGTERM/SIGINT handlers installed in this process, restored afterwards."""
+    import signal
+
+    from medfuse.cli._signals import install_stop_signals
+    from medfuse.io import interrupts
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    install_stop_signals()
+    try:
+        yield signal.SIGTERM
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        interrupts.clear()
+
+
+def _triplet_result(triplet_dirs: Path):
+    from medfuse.metrics.evaluate import evaluate_folders
+
+    return evaluate_folders(triplet_dirs / "A", triplet_dirs / "B",
+                            {"F_max": str(triplet_dirs / "F_max")}, None,
+                            metrics="MI,Qabf,SSIM", progress=False)
+
+
+@pytest.mark.parametrize("where", ["after_mkdtemp", "first_rename"])
+def test_sigterm_while_writing_results_leaves_all_or_nothing(
+    triplet_dirs, tmp_path, monkeypatch, stop_signals, where
+):
+    """A real SIGTERM raised right after the temporary folder is made, or between the renames of
+    the result files: the stop waits for the step, then exits 143 with no temporary folder and
+    either no results (first case) or every new file (second case)."""
+    import os
+    import signal
+    import tempfile
+
+    from medfuse.metrics.evaluate import OUTPUT_FILES, write_results
+
+    result = _triplet_result(triplet_dirs)
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "summary.md").write_text("old results")
+    real = tempfile.mkdtemp if where == "after_mkdtemp" else os.replace
+    calls = []
+
+    def with_signal(*args, **kwargs):
+        value = real(*args, **kwargs)
+        if not calls:
+            signal.raise_signal(stop_signals)
+        calls.append(args)
+        return value
+
+    monkeypatch.setattr(tempfile if where == "after_mkdtemp" else os, real.__name__, with_signal)
+    with pytest.raises(SystemExit) as stop:
+        write_results(out, result, plots=False)
+    monkeypatch.undo()
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert not [p for p in out.iterdir() if p.name.startswith(".evaluate-")]
+    if where == "after_mkdtemp":
+        assert sorted(p.name for p in out.iterdir()) == ["summary.md"]
+        assert (out / "summary.md").read_text() == "old results"
+    else:
+        assert len(calls) == len(OUTPUT_FILES)
+        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+        assert "F_max" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_evaluate_stopped_by_signal_exits_128_plus_signum(triplet_dirs, tmp_path, signame):
+    """SIGTERM or Ctrl-C once the progress bar shows: exit 143 / 130, no traceback, no "Aborted!",
+    no results and no temporary folder."""
+    import signal
+
+    signum = getattr(signal, signame)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medfuse", "evaluate", "--a", str(triplet_dirs / "A"),
+         "--b", str(triplet_dirs / "B"), "--fused", str(triplet_dirs / "F_max"),
+         "--fused", f"avg={triplet_dirs / 'F_avg'}", "--progress", "-o", str(out)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    seen = ""
+    while "evaluate:" not in seen:  # a state: the bar starts after the handlers are installed
+        char = proc.stderr.read(1)
+        if not char:
+            proc.kill()
+            raise AssertionError(f"evaluate ended before its progress bar: {seen[-2000:]}")
+        seen += char
+    proc.send_signal(signum)
+    _, rest = proc.communicate(timeout=300)
+    err = seen + rest
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert "Traceback" not in err and "Aborted" not in err
+    assert not out.exists() or not any(out.iterdir())
+    assert not list(tmp_path.glob("**/.evaluate-*"))

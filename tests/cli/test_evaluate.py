@@ -318,17 +318,18 @@ def stop_signals():
     """medfuse's SIGTERM/SIGINT handlers installed in this process, restored afterwards."""
     import signal
 
-    from medfuse.cli._signals import install_stop_signals
+    from medfuse.cli import _signals
     from medfuse.io import interrupts
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    install_stop_signals()
+    _signals.install_stop_signals()
     try:
         yield signal.SIGTERM
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
         interrupts.clear()
+        _signals._received.clear()  # later in-process runs must not look stopped
 
 
 def _triplet_result(triplet_dirs: Path):

@@ -28,7 +28,7 @@ from medfuse.engines.workflow import run_training
 from medfuse.metrics import FusionMetrics
 from medfuse.nets import load_pretrained, load_weights, save_weights
 from medfuse.nets.ecfusion import ECFusion
-from medfuse.nets.quality import TIE_BREAK, baseline_priority
+from medfuse.nets.quality import BLACK_ENOUGH, TIE_BREAK, baseline_priority
 from tests.helpers import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,13 +145,16 @@ def test_baseline_score_counts_metrics_beaten_then_pairs() -> None:
 
 
 def test_baseline_priority_breaks_ties_by_background_then_loss() -> None:
-    """Equal scores: the lower background wins, then the lower loss; different scores keep their
-    order however the backgrounds lie (the smallest step: one pair of 6 metrics x 4 baselines)."""
+    """Equal scores: the lower background wins (above BLACK_ENOUGH), then the lower loss; different
+    scores keep their order however the backgrounds lie (the smallest step: one pair of 6 metrics x 4 baselines)."""
     def prio(score, bg, loss):
         return baseline_priority({"baseline_score": score, "val_background": bg, "val_loss": loss})
 
-    assert prio(0.5, 0.3, 0.05) > prio(0.5, 0.6, 0.01)
+    assert prio(0.5, 0.6, 0.05) > prio(0.5, 0.9, 0.01)
     assert prio(0.5, 0.3, 0.04) > prio(0.5, 0.3, 0.05)
+    # backgrounds up to BLACK_ENOUGH grey levels are equally black: the loss decides
+    assert prio(0.5, BLACK_ENOUGH, 0.04) > prio(0.5, 0.0, 0.05)
+    assert prio(0.5, 0.02, 0.05) == prio(0.5, 0.4, 0.05)
     step = 1 / 24
     assert prio(0.5 + step, 500.0, 10.0) > prio(0.5, 0.0, 0.0)
     assert prio(0.5, 0.0, 0.0) - 0.5 < 1.01 * TIE_BREAK < step
@@ -173,6 +176,22 @@ def test_tied_fine_tune_keeps_its_lowest_background_epoch() -> None:
     assert best["baseline_score"] == by_score["baseline_score"]
     assert best["val_background"] == min(m["val_background"] for m in metrics
                                          if m["baseline_score"] == best["baseline_score"])
+
+
+def test_among_black_epochs_the_loss_decides() -> None:
+    """The ECFusion SPECT-MRI grid fine-tune's record (``_ft5``): epochs 3, 5, 7, 8 and 9 tied at
+    baseline_score 0.667, all with backgrounds under 0.2 grey levels. Epoch 8 was better than epoch
+    9 on all six paper metrics, but epoch 9 was kept for its background of 0.020 against 0.035.
+    With backgrounds up to BLACK_ENOUGH tied, the lowest validation loss, epoch 8, is kept."""
+    rows = list(csv.DictReader(
+        (REPO / "training_runs/ecfusion_spect-mri_cpu_ft5/metrics.csv").open()))
+    metrics = {int(r["epoch"]): {k: float(v) for k, v in r.items() if v != ""} for r in rows}
+    e8, e9 = metrics[8], metrics[9]
+    assert e9["val_background"] < e8["val_background"] < BLACK_ENOUGH
+    assert e8["baseline_score"] == e9["baseline_score"] and e8["val_loss"] < e9["val_loss"]
+    assert all(e8[m] > e9[m] for m in ("MI", "Qabf", "VIF", "SSIM", "Qcb")) and e8["Qcv"] < e9["Qcv"]
+    best = max(metrics.values(), key=baseline_priority)
+    assert int(best["epoch"]) == 8
 
 
 def test_baseline_means_score_the_classical_methods_on_the_validation_pairs(harvard_tensor) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 __all__ = [
     "AUTO_METRICS",
     "AUTO_MIN_WINS",
-    "PAPER_METRICS",
     "BLACK_ENOUGH",
+    "PAPER_METRICS",
     "TIE_BREAK",
     "auto_method",
     "baseline_priority",

@@ -112,7 +112,7 @@ def associate(ae: Any, peer: DimsePeer, **kwargs: Any) -> Any:
     """Open an association from ``ae`` (its requested contexts set) to ``peer``.
 
     A rejection is read from the A-ASSOCIATE-RJ PDU itself (an ``EVT_PDU_RECV`` handler), not
-    only from ``Association.is_rejected``: pynetdicom 3.0 checks whether the socket is still
+    from ``Association.is_rejected``: pynetdicom 3.0 checks whether the socket is still
     connected after sending the request, and when the peer's rejection and its closing of the
     connection arrive before that check (often, on loopback), it aborts the association and
     reports no rejection.
@@ -143,9 +143,8 @@ def associate(ae: Any, peer: DimsePeer, **kwargs: Any) -> Any:
                          **kwargs)
     if assoc.is_established:
         return assoc
-    rejection = assoc.acceptor.primitive if assoc.is_rejected else None
-    rejection = rejection if rejection is not None else next(iter(rejections), None)
-    if rejection is not None:
+    if rejections:  # every A-ASSOCIATE-RJ passes the handler, whatever pynetdicom concluded
+        rejection = rejections[0]
         raise RemoteError(
             f"PACS {peer} rejected the association from AE {peer.calling_aet}: "
             f"{rejection.reason_str} ({rejection.source_str}, {rejection.result_str})"

@@ -145,8 +145,9 @@ def test_baseline_score_counts_metrics_beaten_then_pairs() -> None:
 
 
 def test_baseline_priority_breaks_ties_by_background_then_loss() -> None:
-    """Equal scores: the lower background wins (above BLACK_ENOUGH), then the lower loss; different
-    scores keep their order however the backgrounds lie (the smallest step: one pair of 6 metrics x 4 baselines)."""
+    """Equal scores: the lower background wins (above BLACK_ENOUGH), then the lower loss;
+    different scores keep their order however the backgrounds lie (the smallest step: one pair
+    of 6 metrics x 4 baselines)."""
     def prio(score, bg, loss):
         return baseline_priority({"baseline_score": score, "val_background": bg, "val_loss": loss})
 

@@ -9,8 +9,9 @@ Run from the repository root::
 For each registered network: parameters, FLOPs at one 256x256 pair (``torch.utils.flop_counter``,
 which counts 2 FLOPs per multiply-accumulate; MACs are printed too), and the CPU forward time per
 pair at batch 1 under ``inference_mode`` (contiguous and channels_last; the process CPU time per
-forward is printed too, a figure less disturbed by other load than wall time). The machine may be shared, so the figure reported is the
-minimum over the repeats (the least-disturbed run) with the median beside it. With CUDA available
+forward is printed too, a figure less disturbed by other load than wall time). The machine may be
+shared, so the figure reported is the minimum over the repeats (the least-disturbed run) with the
+median beside it. With CUDA available
 it also reports GPU throughput (pairs/s at ``--gpu-batch`` with bf16 autocast and channels_last)
 and peak GPU memory of a batch-1 forward.
 
@@ -49,7 +50,8 @@ def _pair(batch: int, size: int = 256, device: str = "cpu") -> tuple[torch.Tenso
     return a.to(device), b.to(device)
 
 
-def cpu_ms(net: torch.nn.Module, repeats: int, channels_last: bool = False) -> tuple[float, float, float]:
+def cpu_ms(net: torch.nn.Module, repeats: int,
+           channels_last: bool = False) -> tuple[float, float, float]:
     """Wall ms (min, median) and process CPU ms (min) per batch-1 forward."""
     a, b = _pair(1)
     if channels_last:
@@ -69,7 +71,8 @@ def cpu_ms(net: torch.nn.Module, repeats: int, channels_last: bool = False) -> t
 def gpu_figures(net: torch.nn.Module, batch: int, repeats: int) -> tuple[float, float]:
     net = net.cuda().to(memory_format=torch.channels_last)
     a, b = _pair(batch, device="cuda")
-    a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
+    a, b = (a.contiguous(memory_format=torch.channels_last),
+            b.contiguous(memory_format=torch.channels_last))
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
         for _ in range(3):
             net(a, b)
@@ -125,7 +128,8 @@ def precision_table(nets: list[str], batch: int, repeats: int, device: str) -> N
         a, b = (t.contiguous(memory_format=torch.channels_last) for t in _real_pair(batch, device))
         ref = None
         for label, dtype in DTYPES.items():
-            with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=dtype or torch.float32,
+            with torch.inference_mode(), torch.autocast(device.split(":")[0],
+                                                        dtype=dtype or torch.float32,
                                                         enabled=dtype is not None):
                 out = net(a, b).float()
                 for _ in range(2):
@@ -147,7 +151,8 @@ def precision_table(nets: list[str], batch: int, repeats: int, device: str) -> N
             err = (out - ref).abs() * 127.5
             finite = bool(torch.isfinite(out).all())
             print(f"{name:<12} {label:>5} {rate:>9,.1f} {float(err.mean()):>9.3f} "
-                  f"{float(err.max()):>8.2f} {peak:>6.3f}" + ("" if finite else "  NON-FINITE OUTPUT"),
+                  f"{float(err.max()):>8.2f} {peak:>6.3f}"
+                  + ("" if finite else "  NON-FINITE OUTPUT"),
                   flush=True)
 
 
@@ -224,9 +229,11 @@ def backend_table(names: list[str], sizes: list[int], thread_counts: list[int],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nets", nargs="*", default=None, help="networks (default: all registered)")
+    parser.add_argument("--nets", nargs="*", default=None,
+                        help="networks (default: all registered)")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--gpu-batch", type=int, default=128)
     parser.add_argument("--backends", action="store_true",
                         help="compare reference / eager / onnxruntime")
@@ -255,8 +262,10 @@ def main() -> None:
                       args.against_commit)
         return
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} threads")
-    print(f"{'network':<12} {'params':>9} {'GFLOPs':>7} {'GMACs':>6} {'CPU ms min':>10} {'median':>7} {'cpu-ms':>7}"
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{args.threads} threads")
+    print(f"{'network':<12} {'params':>9} {'GFLOPs':>7} {'GMACs':>6} {'CPU ms min':>10} "
+          f"{'median':>7} {'cpu-ms':>7}"
           f" {'ch-last min':>11} {'median':>7}"
           + ("   GPU pairs/s  GPU GiB@1" if torch.cuda.is_available() else ""))
     for name in args.nets or list_networks():
@@ -269,12 +278,14 @@ def main() -> None:
         a, b = _pair(1)
         # the math SDPA backend decomposes attention into counted matmuls (the fused CPU kernel is
         # not counted by FlopCounterMode)
-        with FlopCounterMode(display=False) as counter, torch.inference_mode(), sdpa_kernel([SDPBackend.MATH]):
+        with (FlopCounterMode(display=False) as counter, torch.inference_mode(),
+              sdpa_kernel([SDPBackend.MATH])):
             net(a, b)
         flops = counter.get_total_flops() / 1e9
         best, med, cpu = cpu_ms(net, args.repeats)
         cl_best, cl_med, _ = cpu_ms(get_network(name).eval(), args.repeats, channels_last=True)
-        line = (f"{name:<12} {params:>9,} {flops:>7.2f} {flops / 2:>6.2f} {best:>10.1f} {med:>7.1f} {cpu:>7.0f}"
+        line = (f"{name:<12} {params:>9,} {flops:>7.2f} {flops / 2:>6.2f} {best:>10.1f} "
+                f"{med:>7.1f} {cpu:>7.0f}"
                 f" {cl_best:>11.1f} {cl_med:>7.1f}")
         if torch.cuda.is_available():
             rate, peak = gpu_figures(net, args.gpu_batch, max(5, args.repeats // 2))

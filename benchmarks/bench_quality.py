@@ -25,7 +25,8 @@ figures go under ``shipped`` (not ``profiles``, so nothing reads them as a metho
 Usage::
 
     python benchmarks/bench_quality.py                       # shipped weights, all tasks
-    python benchmarks/bench_quality.py --task pet-mri --weights ecfusion=runs/x/ecfusion-pet-mri.safetensors
+    python benchmarks/bench_quality.py --task pet-mri \\
+        --weights ecfusion=runs/x/ecfusion-pet-mri.safetensors
     python benchmarks/bench_quality.py --task ct-mri --nets s3imfusion --against-shipped \\
         --weights s3imfusion=training_runs/s3imfusion_ct-mri/s3imfusion-ct-mri.safetensors
 """
@@ -158,9 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task", action="append", choices=TASKS, help="task (repeatable; default all)")
     p.add_argument("--weights", action="append", default=[], metavar="NET=FILE",
                    help="score this weights file as NET (default: the shipped weights of each net)")
-    p.add_argument("--nets", default="ecfusion,s3imfusion", help="networks to score (shipped weights)")
+    p.add_argument("--nets", default="ecfusion,s3imfusion",
+                   help="networks to score (shipped weights)")
     p.add_argument("--baselines", default=",".join(BASELINES), help="classical methods to score")
-    p.add_argument("--out", default="/tmp/medfuse-quality", help="work folder (results: OUT/quality.json)")
+    p.add_argument("--out", default="/tmp/medfuse-quality",
+                   help="work folder (results: OUT/quality.json)")
     p.add_argument("--against-shipped", action="store_true",
                    help="also score the shipped weights of each --weights network "
                         "(under 'shipped')")

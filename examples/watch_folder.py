@@ -65,8 +65,10 @@ def scan(inbox: Path, outbox: Path, args: argparse.Namespace) -> tuple[int, int]
         inputs = study_inputs(study)
         if len(inputs) != 2:
             continue  # not a complete pair (yet)
-        opts = FuseOptions(method=args.method, task=args.task, weights=args.weights, device=args.device,
-                           formats=tuple(args.format.split(",")) if args.format else None, progress=False)
+        opts = FuseOptions(method=args.method, task=args.task, weights=args.weights,
+                           device=args.device,
+                           formats=tuple(args.format.split(",")) if args.format else None,
+                           progress=False)
         t0 = time.perf_counter()
         try:
             fuse_volumes(inputs[0], inputs[1], out, opts)
@@ -85,11 +87,13 @@ def scan(inbox: Path, outbox: Path, args: argparse.Namespace) -> tuple[int, int]
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inbox", type=Path)
     ap.add_argument("outbox", type=Path)
     ap.add_argument("--interval", type=float, default=5.0, help="seconds between scans")
-    ap.add_argument("--settle", type=float, default=30.0, help="seconds a study must stay unchanged")
+    ap.add_argument("--settle", type=float, default=30.0,
+                    help="seconds a study must stay unchanged")
     ap.add_argument("--once", action="store_true", help="handle what is ready now, then exit")
     ap.add_argument("--method", default="auto")
     ap.add_argument("--task", default=None)

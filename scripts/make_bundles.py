@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         # (without it, configs/metadata.json still tells medfuse the folder is its own)
         (dest / MARKER).unlink(missing_ok=True)
         print(f"wrote {dest} from {weights.name}")
-    stale = sorted(p for p in args.out.glob("*/") if p.is_dir() and p.name not in wanted) if args.out.is_dir() else []
+    stale = (sorted(p for p in args.out.glob("*/") if p.is_dir() and p.name not in wanted)
+             if args.out.is_dir() else [])
     for p in stale:
         if args.prune and not args.check:
             shutil.rmtree(p)

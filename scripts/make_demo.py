@@ -22,7 +22,7 @@ for name, sub, k0, k1 in (("mr", "MR_T2", 37, 57), ("ct", "CT_every4th", 36, 60)
     vol = load_volume(src / sub)
     out = dst / name
     out.mkdir(parents=True, exist_ok=True)
-    for n, h in enumerate(vol.meta["dicom_datasets"][k0:k1]):
+    for h in vol.meta["dicom_datasets"][k0:k1]:
         ds = pydicom.dcmread(h.filename)
         ref = ds.pixel_array.copy()
         ds.compress(ts)

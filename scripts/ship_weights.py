@@ -46,7 +46,8 @@ DEVIATIONS = {
 - **Training data**: 90 % of the Harvard training pairs; 10 % held out for validation
   (`pipelines/splits/harvard_val10.json`), the best epoch chosen by validation {key}. The paper
   trains on all pairs and reports its 24-pair test set (not available here).
-- **Network**: 831,145 parameters against the paper's 0.92 M (its silent choices: docs/nets.md).{choices}
+- **Network**: 831,145 parameters against the paper's 0.92 M (its silent choices: \
+docs/nets.md).{choices}
 - **What would close the gap**: the paper's full recipe on a GPU,
   `medfuse train pipelines/ecfusion_{task}.json -o runs/ecfusion_{task}` (VGG19 weights in
   `$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth`): about {ratio:.0f}x the patch presentations of
@@ -281,12 +282,13 @@ def deviations(summary: dict, randpatch: bool = False, reduced: bool = True,
     net, task = summary["network"], summary["task"]
     epochs, items = int(summary["epochs"]), int(summary["train_items"])
     pairs = int(summary.get("train_pairs") or 0)
-    from medfuse.engines.recipes import default_data_root
     from medfuse.engines.data import harvard_datalist
+    from medfuse.engines.recipes import default_data_root
 
     all_pairs = len(harvard_datalist(default_data_root(), task, subset="all"))
-    train_pairs = pairs or len(harvard_datalist(default_data_root(), task, subset="train",
-                                                split_file=REPO / "pipelines/splits/harvard_val10.json"))
+    train_pairs = pairs or len(harvard_datalist(
+        default_data_root(), task, subset="train",
+        split_file=REPO / "pipelines/splits/harvard_val10.json"))
     seen = epochs * items
     if net == "ecfusion":
         paper_seen = 50 * 9 * all_pairs
@@ -309,7 +311,8 @@ def deviations(summary: dict, randpatch: bool = False, reduced: bool = True,
 
 
 def merge_quality(old: dict, new: dict) -> dict:
-    """``new``'s tasks, methods and weights laid over ``old`` (both ``bench_quality.py`` outputs)."""
+    """``new``'s tasks, methods and weights laid over ``old`` (both ``bench_quality.py``
+    outputs)."""
     for task, q in new["tasks"].items():
         prev = old["tasks"].setdefault(task, {"weights": {}, "profiles": {}})
         prev.update({k: v for k, v in q.items()
@@ -367,10 +370,12 @@ def main(argv: list[str] | None = None) -> int:
         dst = WEIGHTS_DIR / src.name
         q = merged["tasks"][task]
         if sha256(REPO / q["weights"][net]) != sha256(src):
-            raise SystemExit(f"{args.quality}: scored another {net} weights file for {task} than {src}")
+            raise SystemExit(f"{args.quality}: scored another {net} weights file for {task} "
+                             f"than {src}")
         q["weights"][net] = str(dst.relative_to(REPO))
         summary["files"]["weights"] = str(dst.relative_to(REPO))
-        with open(run / "metrics.csv", newline="") as f:  # every session's epochs (a run may be resumed)
+        # every session's epochs (a run may be resumed)
+        with open(run / "metrics.csv", newline="") as f:
             summary["epoch_time_total_s"] = sum(float(r["epoch_time_s"]) for r in csv.DictReader(f))
         extra = overlays(run, net)
         reduced = any("cpu_reduced" in name for name in extra)
@@ -382,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         dev = deviations(summary, randpatch=RANDPATCH in extra, reduced=reduced, config=config)
         if changed:
             dev += "\n- **Set on the command line**: " + "; ".join(
-                f"`{k}` {json.dumps(v)} (the recipe's: {json.dumps(b)})" for k, b, v in changed) + "."
+                f"`{k}` {json.dumps(v)} (the recipe's: {json.dumps(b)})"
+                for k, b, v in changed) + "."
         notes = [dev,
                  reproduce(net, task, int(summary["max_epochs"]), extra,
                            [_override(k, v) for k, _, v in changed]

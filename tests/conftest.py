@@ -39,7 +39,8 @@ def harvard_dir(shared_data: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def harvard_tensor(harvard_dir: Path):
-    """Loader of one Harvard image as a ``(1, 1, H, W)`` float32 tensor in ``[-1, 1]`` (the nets' range).
+    """Loader of one Harvard image as a ``(1, 1, H, W)`` float32 tensor in ``[-1, 1]`` (the nets'
+    range).
 
     ``harvard_tensor("CT-MRI", "CT", "16003", size=None)``: colour images give their BT.601 luma
     (PIL's ``L``); ``size`` resizes bilinearly to ``size x size``.
@@ -80,7 +81,10 @@ def _volume_fixture(name: str, relative: str, doc: str):
     return fixture
 
 
-phantom_ct = _volume_fixture("phantom_ct", "mridir_phantom_ct_mr/CT_every4th", "The phantom CT series (feet-first).")
-phantom_mr = _volume_fixture("phantom_mr", "mridir_phantom_ct_mr/MR_T2", "The phantom MR T2 series (head-first).")
+phantom_ct = _volume_fixture("phantom_ct", "mridir_phantom_ct_mr/CT_every4th",
+                             "The phantom CT series (feet-first).")
+phantom_mr = _volume_fixture("phantom_mr", "mridir_phantom_ct_mr/MR_T2",
+                             "The phantom MR T2 series (head-first).")
 t1 = _volume_fixture("t1", "mit_mr_nifti/stroke/T1.nii.gz", "The stroke T1 NIfTI.")
-t2 = _volume_fixture("t2", "mit_mr_nifti/stroke/T2.nii.gz", "The stroke T2 NIfTI (co-registered with T1).")
+t2 = _volume_fixture("t2", "mit_mr_nifti/stroke/T2.nii.gz",
+                     "The stroke T2 NIfTI (co-registered with T1).")

@@ -1,4 +1,5 @@
-"""Helpers shared by the test modules (imported as ``tests.helpers``; the repo root is on the path)."""
+"""Helpers shared by the test modules (imported as ``tests.helpers``; the repo root is on the
+path)."""
 
 from __future__ import annotations
 

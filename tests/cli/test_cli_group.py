@@ -23,6 +23,7 @@ def test_unknown_command_is_usage_error():
 
 
 def test_module_entry_point_runs():
-    out = subprocess.run([sys.executable, "-m", "medfuse", "--version"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "medfuse", "--version"], capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stderr
     assert __version__ in out.stdout

@@ -18,7 +18,8 @@ from medfuse.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO.parent / "shared" / "reference"
-PAIRS = {"CT-MRI": ("16003", "16004"), "PET-MRI": ("25016", "25017"), "SPECT-MRI": ("10007", "10008")}
+PAIRS = {"CT-MRI": ("16003", "16004"), "PET-MRI": ("25016", "25017"),
+         "SPECT-MRI": ("10007", "10008")}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,8 @@ def triplet_dirs(tmp_path_factory) -> Path:
         for pair in pairs:
             for img in ("A", "B", "F_avg", "F_max"):
                 (root / img).mkdir(exist_ok=True)
-                shutil.copy(REFERENCE / "triplets" / task / pair / f"{img}.png", root / img / f"{pair}.png")
+                shutil.copy(REFERENCE / "triplets" / task / pair / f"{img}.png",
+                            root / img / f"{pair}.png")
     return root
 
 
@@ -47,7 +49,8 @@ def _csv(path: Path) -> list[dict[str, str]]:
 def test_evaluate_reproduces_vifb_reference_values(triplet_dirs, tmp_path):
     out = tmp_path / "out"
     r = _run("--a", str(triplet_dirs / "A"), "--b", str(triplet_dirs / "B"),
-             "--fused", f"F_avg={triplet_dirs / 'F_avg'}", "--fused", f"F_max={triplet_dirs / 'F_max'}",
+             "--fused", f"F_avg={triplet_dirs / 'F_avg'}",
+             "--fused", f"F_max={triplet_dirs / 'F_max'}",
              "--profile", "vifb", "--no-progress", "-o", str(out))
     assert r.exit_code == 0, r.output
     rows = {(row["method"], row["image"]): row for row in _csv(out / "per_image.csv")}
@@ -62,7 +65,8 @@ def test_evaluate_reproduces_vifb_reference_values(triplet_dirs, tmp_path):
         checked += 1
     assert checked == 12 * 13
     # the printed table: one column per method, every default vifb metric, a direction arrow
-    assert "F_avg" in r.output and "F_max" in r.output and "Qcv ↓" in r.output and "Qabf ↑" in r.output
+    assert ("F_avg" in r.output and "F_max" in r.output and "Qcv ↓" in r.output
+            and "Qabf ↑" in r.output)
     # summary.csv means are the means of the per-image values
     summ = {(s["method"], s["metric"]): s for s in _csv(out / "summary.csv")}
     qabf = [float(rows[("F_max", p)]["Qabf"]) for ps in PAIRS.values() for p in ps]
@@ -104,7 +108,8 @@ def test_evaluate_harvard_rgb_pet_pairs_with_cddfuse_profile(harvard_dir, tmp_pa
     res = {}
     for src in ("A", "Y"):
         out = tmp_path / f"out_{src}"
-        r = _run("--a", str(tmp_path / src), "--b", str(tmp_path / "B"), "--fused", f"avg={tmp_path / 'avg'}",
+        r = _run("--a", str(tmp_path / src), "--b", str(tmp_path / "B"),
+                 "--fused", f"avg={tmp_path / 'avg'}",
                  "--profile", "cddfuse", "--metrics", "MI,Qabf,SSIM", "--no-plots", "-o", str(out))
         assert r.exit_code == 0, r.output
         res[src] = _csv(out / "per_image.csv")
@@ -132,13 +137,15 @@ def test_evaluate_volumes_slice_by_slice(stroke_dir, tmp_path):
         (tmp_path / label).mkdir()
         nib.save(nib.Nifti1Image(arr, affine), tmp_path / label / "stroke.nii.gz")
     out = tmp_path / "out"
-    r = _run("--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"), "--fused", f"mean={tmp_path / 'mean'}",
+    r = _run("--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"),
+             "--fused", f"mean={tmp_path / 'mean'}",
              "--metrics", "MI,Qabf", "--no-plots", "-o", str(out))
     assert r.exit_code == 0, r.output
     rows = _csv(out / "per_image.csv")
     assert [row["image"] for row in rows] == [f"stroke:k{k:03d}" for k in range(4)]
     for k, row in enumerate(rows):
-        want = FusionMetrics("vifb", ["MI", "Qabf"])(data["mean"][:, :, k], data["A"][:, :, k], data["B"][:, :, k])
+        want = FusionMetrics("vifb", ["MI", "Qabf"])(data["mean"][:, :, k], data["A"][:, :, k],
+                                                     data["B"][:, :, k])
         assert float(row["MI"]) == pytest.approx(want["MI"], rel=1e-9)
         assert float(row["Qabf"]) == pytest.approx(want["Qabf"], rel=1e-9)
 
@@ -149,7 +156,8 @@ def test_evaluate_errors(triplet_dirs, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(f, partial)
     (partial / "16004.png").unlink()
-    r = CliRunner().invoke(cli, ["evaluate", "--a", a, "--b", b, "--fused", f"p={partial}", "-o", str(tmp_path / "o1")])
+    r = CliRunner().invoke(cli, ["evaluate", "--a", a, "--b", b, "--fused", f"p={partial}",
+                                 "-o", str(tmp_path / "o1")])
     assert r.exit_code == 3
     assert r.output.count("\n") == 1 and "16004" in r.output and "partial" in r.output
     assert "Traceback" not in r.output
@@ -158,22 +166,24 @@ def test_evaluate_errors(triplet_dirs, tmp_path):
     small = tmp_path / "small"
     shutil.copytree(f, small)
     Image.open(small / "10007.png").resize((128, 128)).save(small / "10007.png")
-    r = CliRunner().invoke(cli, ["evaluate", "--a", a, "--b", b, "--fused", f"s={small}", "-o", str(tmp_path / "o2")])
+    r = CliRunner().invoke(cli, ["evaluate", "--a", a, "--b", b, "--fused", f"s={small}",
+                                 "-o", str(tmp_path / "o2")])
     assert r.exit_code == 3 and "10007" in r.output and "128x128" in r.output
     # unknown metric: usage error
-    r = CliRunner().invoke(cli, ["evaluate", "--a", a, "--b", b, "--fused", f"x={f}", "--metrics", "MI,NIQE",
-                                 "-o", str(tmp_path / "o3")])
+    r = CliRunner().invoke(cli, ["evaluate", "--a", a, "--b", b, "--fused", f"x={f}",
+                                 "--metrics", "MI,NIQE", "-o", str(tmp_path / "o3")])
     assert r.exit_code == 2 and "NIQE" in r.output
     # existing results are not overwritten without --overwrite
     out = tmp_path / "o4"
-    args = ["evaluate", "--a", a, "--b", b, "--fused", f"x={f}", "--metrics", "EN", "--no-plots", "-o", str(out)]
+    args = ["evaluate", "--a", a, "--b", b, "--fused", f"x={f}", "--metrics", "EN", "--no-plots",
+            "-o", str(out)]
     assert CliRunner().invoke(cli, args).exit_code == 0
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 5 and "--overwrite" in r.output
     assert CliRunner().invoke(cli, [*args, "--overwrite"]).exit_code == 0
     # missing folder
-    r = CliRunner().invoke(cli, ["evaluate", "--a", str(tmp_path / "nope"), "--b", b, "--fused", f"x={f}",
-                                 "-o", str(tmp_path / "o5")])
+    r = CliRunner().invoke(cli, ["evaluate", "--a", str(tmp_path / "nope"), "--b", b,
+                                 "--fused", f"x={f}", "-o", str(tmp_path / "o5")])
     assert r.exit_code == 3 and "nope" in r.output
 
 
@@ -182,7 +192,8 @@ def test_evaluate_subprocess(triplet_dirs, tmp_path):
     out = tmp_path / "out"
     p = subprocess.run([sys.executable, "-m", "medfuse", "evaluate", "--a", str(triplet_dirs / "A"),
                         "--b", str(triplet_dirs / "B"), "--fused", str(triplet_dirs / "F_max"),
-                        "--profile", "paper", "--metrics", "MI,Qabf,VIF,SSIM,Qcb,Qcv", "-o", str(out)],
+                        "--profile", "paper", "--metrics", "MI,Qabf,VIF,SSIM,Qcb,Qcv",
+                        "-o", str(out)],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "F_max" in p.stdout and "VIF" in p.stdout
@@ -190,13 +201,15 @@ def test_evaluate_subprocess(triplet_dirs, tmp_path):
 
 
 def test_evaluate_refuses_volumes_on_different_grids(phantom_dir, tmp_path):
-    """Real DICOM series of the MRI-DIR phantom: CT and MR grids differ -> exit 4, nothing written."""
+    """Real DICOM series of the MRI-DIR phantom: CT and MR grids differ -> exit 4, nothing
+    written."""
     for label, series in (("A", "CT_every4th"), ("B", "MR_T2"), ("F", "MR_T2")):
         (tmp_path / label).mkdir()
         (tmp_path / label / "phantom").symlink_to(phantom_dir / series, target_is_directory=True)
     out = tmp_path / "out"
     r = CliRunner().invoke(cli, ["evaluate", "--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"),
-                                 "--fused", f"f={tmp_path / 'F'}", "--metrics", "MI", "-o", str(out)])
+                                 "--fused", f"f={tmp_path / 'F'}", "--metrics", "MI",
+                                 "-o", str(out)])
     assert r.exit_code == 4, r.output
     assert "grid" in r.output and "Traceback" not in r.output
     assert not out.exists() or not any(out.iterdir())
@@ -213,8 +226,9 @@ def stroke_fused(stroke_dir, tmp_path_factory) -> dict[str, Path]:
     outs = {}
     for method in ("average", "laplacian"):
         outs[method] = root / method
-        r = CliRunner().invoke(cli, ["fuse", str(stroke_dir / "FLAIR.nii.gz"), str(stroke_dir / "T1.nii.gz"),
-                                     "-o", str(outs[method]), "--method", method, "--format", "nifti", "-q"])
+        r = CliRunner().invoke(cli, ["fuse", str(stroke_dir / "FLAIR.nii.gz"),
+                                     str(stroke_dir / "T1.nii.gz"), "-o", str(outs[method]),
+                                     "--method", method, "--format", "nifti", "-q"])
         assert r.exit_code == 0, r.output
     return outs
 
@@ -230,13 +244,15 @@ def test_evaluate_fused_stroke_volumes(stroke_fused, stroke_dir, tmp_path):
     from medfuse.transforms import ExtractSlices, Window
 
     out = tmp_path / "eval"
-    r = _run("--volume", f"avg={stroke_fused['average']}", "--volume", str(stroke_fused["laplacian"]),
+    r = _run("--volume", f"avg={stroke_fused['average']}",
+             "--volume", str(stroke_fused["laplacian"]),
              "--profile", "paper", "--metrics", "MI,Qabf,SSIM", "--no-progress", "-o", str(out))
     assert r.exit_code == 0, r.output
     table = r.output
     assert "avg" in table and "laplacian" in table and "MI ↑" in table and "ISE ↓ (volume)" in table
     cut = ExtractSlices("axial")
-    src = {n: cut(Window("mr")(load_volume(stroke_dir / f"{n}.nii.gz"))).as_tensor().numpy()[:, 0] * 255
+    src = {n: cut(Window("mr")(load_volume(stroke_dir / f"{n}.nii.gz"))).as_tensor()
+              .numpy()[:, 0] * 255
            for n in ("FLAIR", "T1")}
     summ = {(s["method"], s["metric"]): s for s in _csv(out / "summary.csv")}
     rows = _csv(out / "per_image.csv")
@@ -251,7 +267,8 @@ def test_evaluate_fused_stroke_volumes(stroke_fused, stroke_dir, tmp_path):
             want = fm(fused[k], src["FLAIR"][k], src["T1"][k])
             for m in ("MI", "Qabf", "SSIM"):
                 assert float(row[m]) == pytest.approx(want[m], rel=1e-9)
-        assert float(summ[(name, "MI")]["mean"]) == pytest.approx(np.mean([float(x["MI"]) for x in mine]))
+        assert float(summ[(name, "MI")]["mean"]) == pytest.approx(
+            np.mean([float(x["MI"]) for x in mine]))
         ise = float(summ[(name, "ISE")]["mean"])
         assert ise == pytest.approx(interslice_excess(fused, src["FLAIR"], src["T1"]), abs=1e-9)
         run = json.loads((stroke_fused[method] / "run.json").read_text())
@@ -273,22 +290,26 @@ def test_evaluate_volume_errors(stroke_fused, stroke_dir, tmp_path):
     assert r.exit_code == 2 and "--volume" in r.output
     # not a fuse output: one line, exit 3
     (tmp_path / "empty").mkdir()
-    r = CliRunner().invoke(cli, ["evaluate", "--volume", str(tmp_path / "empty"), "-o", str(tmp_path / "o")])
+    r = CliRunner().invoke(cli, ["evaluate", "--volume", str(tmp_path / "empty"),
+                                 "-o", str(tmp_path / "o")])
     assert r.exit_code == 3 and "fused.nii.gz" in r.output and r.output.count("\n") == 1
     # a fused volume without run.json needs its sources
     (tmp_path / "bare").mkdir()
     shutil.copy(stroke_fused["average"] / "fused.nii.gz", tmp_path / "bare" / "fused.nii.gz")
-    r = CliRunner().invoke(cli, ["evaluate", "--volume", str(tmp_path / "bare"), "-o", str(tmp_path / "o")])
+    r = CliRunner().invoke(cli, ["evaluate", "--volume", str(tmp_path / "bare"),
+                                 "-o", str(tmp_path / "o")])
     assert r.exit_code == 3 and "--a and --b" in r.output
     # ... given, it is scored as fuse's defaults would have fed them (no registration)
     r = CliRunner().invoke(cli, ["evaluate", "--volume", str(tmp_path / "bare" / "fused.nii.gz"),
-                                 "--a", str(stroke_dir / "FLAIR.nii.gz"), "--b", str(stroke_dir / "T1.nii.gz"),
+                                 "--a", str(stroke_dir / "FLAIR.nii.gz"),
+                                 "--b", str(stroke_dir / "T1.nii.gz"),
                                  "--metrics", "MI", "--no-plots", "-o", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     assert "bare" in r.output and "no run.json" in r.output
     # sources on another grid than the fused volume: exit 4
     r = CliRunner().invoke(cli, ["evaluate", "--volume", str(tmp_path / "bare"), "--a",
-                                 str(stroke_dir / "FLAIR.nii.gz"), "--b", str(REPO / "medfuse" / "data" / "demo" / "mr"),
+                                 str(stroke_dir / "FLAIR.nii.gz"),
+                                 "--b", str(REPO / "medfuse" / "data" / "demo" / "mr"),
                                  "--metrics", "MI", "-o", str(tmp_path / "o2")])
     assert r.exit_code == 4 and "grid" in r.output
 
@@ -301,9 +322,10 @@ def test_evaluate_colour_fusion_volume(stroke_dir, tmp_path):
     from medfuse.fusion.scoring import evaluate_volumes
 
     out = tmp_path / "dwt"
-    r = CliRunner().invoke(cli, ["fuse", str(stroke_dir / "FLAIR.nii.gz"), str(stroke_dir / "T1.nii.gz"),
-                                 "-o", str(out), "--method", "dwt", "--functional", "a", "--palette",
-                                 "HOT_IRON", "--format", "nifti", "-q"])
+    r = CliRunner().invoke(cli, ["fuse", str(stroke_dir / "FLAIR.nii.gz"),
+                                 str(stroke_dir / "T1.nii.gz"),
+                                 "-o", str(out), "--method", "dwt", "--functional", "a",
+                                 "--palette", "HOT_IRON", "--format", "nifti", "-q"])
     assert r.exit_code == 0, r.output
     res = evaluate_volumes({"dwt": out}, metrics=["MI"], progress=False)
     run = json.loads((out / "run.json").read_text())

@@ -19,8 +19,8 @@ from PIL import Image
 
 from medfuse.cli import cli
 from medfuse.io import load_volume
-from tests.helpers import random_ecfusion as _random_ecfusion
 from tests.helpers import cli_env, run_cli
+from tests.helpers import random_ecfusion as _random_ecfusion
 
 REPO = Path(__file__).resolve().parents[2]
 

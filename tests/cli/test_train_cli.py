@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _train(*args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "medfuse", "train", *args], capture_output=True, text=True,
-                          cwd=cwd, env=full_env, timeout=900)
+    return subprocess.run([sys.executable, "-m", "medfuse", "train", *args], capture_output=True,
+                          text=True, cwd=cwd, env=full_env, timeout=900)
 
 
 def _no_traceback(res: subprocess.CompletedProcess) -> None:
@@ -28,13 +28,14 @@ def _no_traceback(res: subprocess.CompletedProcess) -> None:
 def test_help_lists_the_options() -> None:
     res = _train("--help")
     assert res.returncode == 0, res.stderr
-    for opt in ("--output", "--device", "--resume", "--overwrite", "--print-config", "trainer#max_epochs"):
+    for opt in ("--output", "--device", "--resume", "--overwrite", "--print-config",
+                "trainer#max_epochs"):
         assert opt in res.stdout
 
 
 def test_print_config_merges_overlay_and_overrides() -> None:
-    res = _train("pipelines/ecfusion_ct-mri.json", "pipelines/cpu_quick.json", "trainer#max_epochs=3",
-                 "validation.key_metric=VIF", "--print-config")
+    res = _train("pipelines/ecfusion_ct-mri.json", "pipelines/cpu_quick.json",
+                 "trainer#max_epochs=3", "validation.key_metric=VIF", "--print-config")
     assert res.returncode == 0, res.stderr
     cfg = json.loads(res.stdout)
     assert cfg["trainer"]["max_epochs"] == 3 and cfg["trainer"]["batch_size"] == 4
@@ -48,7 +49,8 @@ def test_user_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     _no_traceback(res)
     res = _train("pipelines/ecfusion_ct-mri.json", "nosuch#key=1")
     assert res.returncode == 2 and "no section 'nosuch'" in res.stderr
-    res = _train("pipelines/ecfusion_ct-mri.json", "data_root=/nonexistent", "loss#lam=0", "-o", str(tmp_path / "r"))
+    res = _train("pipelines/ecfusion_ct-mri.json", "data_root=/nonexistent", "loss#lam=0",
+                 "-o", str(tmp_path / "r"))
     assert res.returncode == 3 and "data folder not found" in res.stderr
     _no_traceback(res)
     assert not any((tmp_path / "r").iterdir())  # a failed start leaves no run behind
@@ -66,8 +68,9 @@ def test_missing_vgg_weights_is_a_weights_error(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_quick_cli_run_then_refuses_to_overwrite(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    args = ["pipelines/s3imfusion_spect-mri.json", "pipelines/cpu_quick.json", "trainer#max_epochs=1",
-            "train_limit=2", "val_limit=1", "input_size=64", "trainer#batch_size=2", "-o", str(run), "--no-progress"]
+    args = ["pipelines/s3imfusion_spect-mri.json", "pipelines/cpu_quick.json",
+            "trainer#max_epochs=1", "train_limit=2", "val_limit=1", "input_size=64",
+            "trainer#batch_size=2", "-o", str(run), "--no-progress"]
     res = _train(*args)
     assert res.returncode == 0, res.stderr
     assert "trained s3imfusion on spect-mri: 1 epochs" in res.stdout
@@ -84,15 +87,18 @@ def test_quick_cli_run_then_refuses_to_overwrite(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(tmp_path: Path) -> None:
-    """DDP over gloo: 2 processes, each its DistributedSampler share; rank 0 validates and exports."""
+    """DDP over gloo: 2 processes, each its DistributedSampler share; rank 0 validates and
+    exports."""
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "medfuse",
-           "train", "pipelines/s3imfusion_ct-mri.json", "pipelines/cpu_quick.json", "trainer#max_epochs=1",
-           "train_limit=4", "val_limit=1", "input_size=64", "trainer#batch_size=1", "-o", str(run), "--no-progress"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "medfuse", "train", "pipelines/s3imfusion_ct-mri.json", "pipelines/cpu_quick.json",
+           "trainer#max_epochs=1", "train_limit=4", "val_limit=1", "input_size=64",
+           "trainer#batch_size=1", "-o", str(run), "--no-progress"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["iterations"] == 2  # 4 pairs / 2 processes / batch 1
+    # 4 pairs / 2 processes / batch 1
+    assert summary["world_size"] == 2 and summary["iterations"] == 2
     assert summary["validation"]["best_epoch"] == 1
     assert (run / "s3imfusion-ct-mri.safetensors").is_file()

@@ -36,13 +36,15 @@ def test_pair_counts_match_the_papers(harvard_dir: Path) -> None:
     assert counts == {"ct-mri": 160, "pet-mri": 245, "spect-mri": 333}
     # ECFusion: 9 patches per pair give the paper's 1440 / 2205 / 2997 training patch pairs
     for task, n in counts.items():
-        assert len(PatchGridDataset(list(range(n)))) == PAPER_RECIPES["ecfusion"]["patch_pairs"][task]
+        assert (len(PatchGridDataset(list(range(n))))
+                == PAPER_RECIPES["ecfusion"]["patch_pairs"][task])
 
 
 def test_committed_split_is_the_rule_and_disjoint(harvard_dir: Path, tmp_path: Path) -> None:
     fresh = write_split(harvard_dir, tmp_path / "split.json", fraction=0.1, seed=0)
     assert json.loads(SPLIT.read_text()) == json.loads(json.dumps(fresh))
-    for task, (n_train, n_val) in {"ct-mri": (144, 16), "pet-mri": (220, 25), "spect-mri": (300, 33)}.items():
+    for task, (n_train, n_val) in {"ct-mri": (144, 16), "pet-mri": (220, 25),
+                                   "spect-mri": (300, 33)}.items():
         train = harvard_datalist(harvard_dir, task, "train", split_file=SPLIT)
         val = harvard_datalist(harvard_dir, task, "val", split_file=SPLIT)
         assert (len(train), len(val)) == (n_train, n_val)
@@ -104,7 +106,8 @@ def test_grid_patches_cover_the_image_as_the_paper_says(harvard_dir: Path) -> No
 
 
 def test_ecfusion_patch_chain_shapes_and_upsampling(harvard_dir: Path) -> None:
-    pair = load_transforms()(harvard_datalist(harvard_dir, "spect-mri", "train", split_file=SPLIT, limit=1)[0])
+    pair = load_transforms()(harvard_datalist(harvard_dir, "spect-mri", "train", split_file=SPLIT,
+                                              limit=1)[0])
     tf = patch_transforms(patch_size=128, input_size=256, mask_prob=0.0)
     out = tf({**pair, "start": [64, 0]})
     assert out["a"].shape == (1, 256, 256) and out["a"].dtype == torch.float32
@@ -122,14 +125,16 @@ def _masked(img: torch.Tensor, ref: torch.Tensor) -> tuple[int, set[float]]:
 
 
 def test_square_mask_is_seeded_white_or_black_and_about_half(harvard_dir: Path) -> None:
-    pair = load_transforms()(harvard_datalist(harvard_dir, "ct-mri", "train", split_file=SPLIT, limit=1)[0])
+    pair = load_transforms()(harvard_datalist(harvard_dir, "ct-mri", "train", split_file=SPLIT,
+                                              limit=1)[0])
     item = {"a": pair["a"][:, 64:192, 64:192], "b": pair["b"][:, 64:192, 64:192]}
     mask = RandSquareMaskd(("a", "b"), prob=0.5, size=64)
     mask.set_random_state(seed=7)
     first = [mask(item) for _ in range(200)]
     mask.set_random_state(seed=7)
     again = [mask(item) for _ in range(200)]
-    assert all(torch.equal(x["a"], y["a"]) and torch.equal(x["b"], y["b"]) for x, y in zip(first, again))
+    assert all(torch.equal(x["a"], y["a"]) and torch.equal(x["b"], y["b"])
+               for x, y in zip(first, again))
     hits = {"a": 0, "b": 0}
     both = 0
     for out in first:
@@ -139,14 +144,16 @@ def test_square_mask_is_seeded_white_or_black_and_about_half(harvard_dir: Path) 
             masked[k] = bool(sq.any())
             if masked[k]:
                 rows, cols = sq.any(1).nonzero(), sq.any(0).nonzero()
-                assert int(rows.max() - rows.min()) < 64 and int(cols.max() - cols.min()) < 64  # one square
+                # one square
+                assert int(rows.max() - rows.min()) < 64 and int(cols.max() - cols.min()) < 64
                 assert {float(v) for v in out[k][out[k] != item[k]].unique()} <= {-1.0, 1.0}
                 hits[k] += 1
         both += masked["a"] and masked["b"]
     # independent per source: each about half the time, both about a quarter
     assert 70 < hits["a"] < 130 and 70 < hits["b"] < 130
     assert 25 < both < 75
-    assert torch.equal(item["a"], pair["a"][:, 64:192, 64:192])  # the input is not modified in place
+    # the input is not modified in place
+    assert torch.equal(item["a"], pair["a"][:, 64:192, 64:192])
 
 
 def test_shared_square_mask_paints_both_sources_alike() -> None:

@@ -19,7 +19,8 @@ CONFIGS = [PIPELINES / f"{net}_{task}.json" for net in ("ecfusion", "s3imfusion"
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("make_train_configs", REPO / "scripts" / "make_train_configs.py")
+    spec = importlib.util.spec_from_file_location("make_train_configs",
+                                                  REPO / "scripts" / "make_train_configs.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -39,8 +40,9 @@ def test_config_is_the_generated_paper_recipe(path: Path) -> None:
     assert p["input_size"] == paper["input_size"] and p["image_size"] == 256
     assert p["network_def"]["_target_"].startswith(f"medfuse.nets.{net}.")
     if net == "ecfusion":
-        assert p["loss"] == {"_target_": "medfuse.losses.ECFusionLoss", "lam": paper["lam"], "backbone": "vgg19",
-                             "vgg_weights": None, "reduction": "mean"}  # see docs/training.md
+        # see docs/training.md
+        assert p["loss"] == {"_target_": "medfuse.losses.ECFusionLoss", "lam": paper["lam"],
+                             "backbone": "vgg19", "vgg_weights": None, "reduction": "mean"}
         assert p["network_def"]["out_activation"] == "clamp"
         assert (p["patch_size"], p["patch_stride"]) == (paper["patch_size"], paper["stride"])
         aug = {t["_target_"].rsplit(".", 1)[-1]: t for t in p["train_transforms"]["transforms"]}
@@ -48,11 +50,14 @@ def test_config_is_the_generated_paper_recipe(path: Path) -> None:
         assert aug["RandSquareMaskd"]["size"] == paper["mask_size"]
         assert aug["Resized"]["mode"] == paper["upsampling"]
     else:
-        assert p["loss"] == {"_target_": "medfuse.losses.S3IMFusionLoss", "gamma": list(paper["gamma"]),
-                             "reduction": "paper"}
-    # the best epoch: the paper's six metrics against the classical baselines on the validation pairs
-    assert p["validation"]["profile"] == "paper" and p["validation"]["key_metric"] == "baseline_score"
-    assert p["validation"]["metrics"] == list(PAPER_METRICS["ecfusion"]) and len(p["validation"]["baselines"]) == 5
+        assert p["loss"] == {"_target_": "medfuse.losses.S3IMFusionLoss",
+                             "gamma": list(paper["gamma"]), "reduction": "paper"}
+    # the best epoch: the paper's six metrics against the classical baselines on the validation
+    # pairs
+    assert (p["validation"]["profile"] == "paper"
+            and p["validation"]["key_metric"] == "baseline_score")
+    assert (p["validation"]["metrics"] == list(PAPER_METRICS["ecfusion"])
+            and len(p["validation"]["baselines"]) == 5)
     # the split file and data root resolve to real files
     assert Path(p.get_parsed_content("split_file")).is_file()
     assert Path(p.get_parsed_content("data_root")).is_dir()
@@ -60,10 +65,11 @@ def test_config_is_the_generated_paper_recipe(path: Path) -> None:
 
 def test_overrides_and_overlay() -> None:
     p = load_config([PIPELINES / "ecfusion_ct-mri.json", PIPELINES / "cpu_quick.json"],
-                    ["trainer#max_epochs=3", "validation.key_metric=SSIM", "loss#lam=0", "train_limit=2",
-                     'validation#metrics=["Qabf","SSIM"]'])
+                    ["trainer#max_epochs=3", "validation.key_metric=SSIM", "loss#lam=0",
+                     "train_limit=2", 'validation#metrics=["Qabf","SSIM"]'])
     assert p["trainer"]["max_epochs"] == 3
-    assert p["validation"]["key_metric"] == "SSIM" and p["validation"]["metrics"] == ["Qabf", "SSIM"]
+    assert (p["validation"]["key_metric"] == "SSIM"
+            and p["validation"]["metrics"] == ["Qabf", "SSIM"])
     assert p["loss"]["lam"] == 0 and p["train_limit"] == 2
     assert p["input_size"] == 128  # from the overlay
     assert p["trainer"]["batch_size"] == 4  # untouched recipe values stay

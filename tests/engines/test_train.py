@@ -37,7 +37,8 @@ NETS = {
 
 def _config(net: str, epochs: int, harvard_dir: Path):
     return load_config([REPO / "pipelines" / f"{net}_ct-mri.json"],
-                       [*SMALL, *NETS[net], f"trainer#max_epochs={epochs}", f"data_root={json.dumps(str(harvard_dir))}"])
+                       [*SMALL, *NETS[net], f"trainer#max_epochs={epochs}",
+                        f"data_root={json.dumps(str(harvard_dir))}"])
 
 
 def _rows(run: Path) -> list[dict[str, str]]:
@@ -51,8 +52,10 @@ def runs(request, harvard_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     root = tmp_path_factory.mktemp(net)
     a = run_training(_config(net, 2, harvard_dir), output_dir=root / "A", progress=False)
     b1 = run_training(_config(net, 1, harvard_dir), output_dir=root / "B", progress=False)
-    b2 = run_training(_config(net, 2, harvard_dir), output_dir=root / "B", resume="auto", progress=False)
-    return {"net": net, "A": root / "A", "B": root / "B", "summary_a": a, "summary_b1": b1, "summary_b2": b2}
+    b2 = run_training(_config(net, 2, harvard_dir), output_dir=root / "B", resume="auto",
+                      progress=False)
+    return {"net": net, "A": root / "A", "B": root / "B", "summary_a": a, "summary_b1": b1,
+            "summary_b2": b2}
 
 
 @pytest.mark.slow
@@ -73,19 +76,23 @@ def test_loss_falls_and_run_folder_is_complete(runs: dict) -> None:
     assert s["train_items"] == (9 if runs["net"] == "ecfusion" else 4)
     assert s["validation"]["key_metric"] == "baseline_score"
     assert set(s["validation"]["best"]) >= {"Qabf", "SSIM", "baseline_score", "val_background"}
-    assert set(s["validation"]["baselines"]) == {"average", "max", "laplacian", "dwt", "guided-filter"}
+    assert set(s["validation"]["baselines"]) == {"average", "max", "laplacian", "dwt",
+                                                 "guided-filter"}
     assert s["hardware"]["device"] == "cpu" and s["wall_time_s"] > 0
     split = json.loads((runs["A"] / "split.json").read_text())
     assert split["validation"] == ["20007"]  # the first of the committed CT-MRI split
     card = (runs["A"] / "model_card.md").read_text()
-    assert f"# {runs['net']} - ct-mri" in card and "Qabf" in card and s["files"]["weights_sha256"] in card
+    assert (f"# {runs['net']} - ct-mri" in card and "Qabf" in card
+            and s["files"]["weights_sha256"] in card)
 
 
 @pytest.mark.slow
 def test_checkpoint_round_trips_bit_exactly(runs: dict, harvard_dir: Path) -> None:
     ckpt = load_checkpoint(runs["A"] / "last_checkpoint_2.pt")
-    assert {"model", "optimizer", "trainer", "rng", "loss_rng", "checkpointer", "best_checkpointer"} <= set(ckpt)
-    assert ckpt["trainer"]["iteration"] == runs["summary_a"]["iterations"] == 2 * ckpt["trainer"]["epoch_length"]
+    assert {"model", "optimizer", "trainer", "rng", "loss_rng", "checkpointer",
+            "best_checkpointer"} <= set(ckpt)
+    assert (ckpt["trainer"]["iteration"] == runs["summary_a"]["iterations"]
+            == 2 * ckpt["trainer"]["epoch_length"])
     fresh = _config(runs["net"], 2, harvard_dir).get_parsed_content("network_def")
     fresh.load_state_dict(ckpt["model"])
     for k, v in fresh.state_dict().items():
@@ -110,7 +117,8 @@ def test_checkpoint_round_trips_bit_exactly(runs: dict, harvard_dir: Path) -> No
 def test_resume_repeats_the_uninterrupted_run(runs: dict) -> None:
     assert runs["summary_b1"]["epochs"] == 1 and runs["summary_b2"]["resumed_from_epoch"] == 1
     assert find_last_checkpoint(runs["B"]).name == "last_checkpoint_2.pt"
-    assert not (runs["B"] / "last_checkpoint_1.pt").exists()  # the resumed checkpointer kept n_saved=1
+    # the resumed checkpointer kept n_saved=1
+    assert not (runs["B"] / "last_checkpoint_1.pt").exists()
     a = load_checkpoint(runs["A"] / "last_checkpoint_2.pt")
     b = load_checkpoint(runs["B"] / "last_checkpoint_2.pt")
     for k, v in a["model"].items():

@@ -33,10 +33,11 @@ from tests.helpers import cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: tiny runs: 64x64 inputs, one validation pair, one thread (bit-exact comparisons need a fixed count)
-SMALL = ["val_limit=1", "input_size=64", "trainer#num_workers=0", "trainer#amp=off", "trainer#threads=1",
-         'validation#metrics=["Qabf","SSIM"]', "validation#baselines=[]", "validation#key_metric=Qabf",
-         "device=cpu", "trainer#max_epochs=2"]
+#: tiny runs: 64x64 inputs, one validation pair, one thread (bit-exact comparisons need a fixed
+#: count)
+SMALL = ["val_limit=1", "input_size=64", "trainer#num_workers=0", "trainer#amp=off",
+         "trainer#threads=1", 'validation#metrics=["Qabf","SSIM"]', "validation#baselines=[]",
+         "validation#key_metric=Qabf", "device=cpu", "trainer#max_epochs=2"]
 NETS = {
     # the masked ECFusion patches (random augmentation), 9 per pair, batch 2: 5 iterations per epoch
     "ecfusion": ["loss#lam=0", "train_limit=1", "trainer#batch_size=2"],
@@ -50,7 +51,8 @@ def _overrides(net: str, harvard_dir: Path, *more: str) -> list[str]:
 
 
 def _config(net: str, harvard_dir: Path, *more: str):
-    return load_config([REPO / "pipelines" / f"{net}_ct-mri.json"], _overrides(net, harvard_dir, *more))
+    return load_config([REPO / "pipelines" / f"{net}_ct-mri.json"],
+                       _overrides(net, harvard_dir, *more))
 
 
 def _same_weights(run_a: Path, run_b: Path) -> None:
@@ -103,7 +105,8 @@ def test_identity_output_is_unclipped_in_training_and_clipped_in_eval(harvard_te
                                                                        tmp_path: Path) -> None:
     """``out_activation="identity"``: below black while training (so clipped noise costs the
     Sobel term nothing), inside [-1, 1] in eval and inference; the option travels in the file."""
-    a, b = harvard_tensor("PET-MRI", "PET", "25017", 64), harvard_tensor("PET-MRI", "MRI", "25017", 64)
+    a, b = (harvard_tensor("PET-MRI", "PET", "25017", 64),
+            harvard_tensor("PET-MRI", "MRI", "25017", 64))
     torch.manual_seed(0)
     net = ECFusion(out_activation="identity")
     last = net.decoder[-2]
@@ -140,7 +143,8 @@ def test_baseline_score_counts_metrics_beaten_then_pairs() -> None:
     base = {"x": {"MI": 2.0, "Qcv": 100.0, "SSIM": 0.5}, "y": {"MI": 3.0, "Qcv": 50.0, "SSIM": 0.7}}
     metrics = ("MI", "Qcv", "SSIM")
     # beats both on MI and Qcv (lower is better), one of two on SSIM: 2 metrics + 5/6 of the pairs
-    assert baseline_score({"MI": 3.5, "Qcv": 40.0, "SSIM": 0.6}, base, metrics) == pytest.approx(2 + 5 / 6)
+    assert baseline_score({"MI": 3.5, "Qcv": 40.0, "SSIM": 0.6}, base, metrics) == pytest.approx(
+        2 + 5 / 6)
     assert baseline_score({"MI": 1.0, "Qcv": 200.0, "SSIM": 0.1}, base, metrics) == 0.0
 
 
@@ -190,7 +194,8 @@ def test_among_black_epochs_the_loss_decides() -> None:
     e8, e9 = metrics[8], metrics[9]
     assert e9["val_background"] < e8["val_background"] < BLACK_ENOUGH
     assert e8["baseline_score"] == e9["baseline_score"] and e8["val_loss"] < e9["val_loss"]
-    assert all(e8[m] > e9[m] for m in ("MI", "Qabf", "VIF", "SSIM", "Qcb")) and e8["Qcv"] < e9["Qcv"]
+    assert (all(e8[m] > e9[m] for m in ("MI", "Qabf", "VIF", "SSIM", "Qcb"))
+            and e8["Qcv"] < e9["Qcv"])
     best = max(metrics.values(), key=baseline_priority)
     assert int(best["epoch"]) == 8
 
@@ -209,10 +214,11 @@ def test_baseline_means_score_the_classical_methods_on_the_validation_pairs(harv
 
 @pytest.mark.slow
 @pytest.mark.parametrize("net", sorted(NETS))
-def test_run_stopped_mid_epoch_resumes_to_the_same_weights(net: str, harvard_dir: Path, tmp_path: Path) -> None:
+def test_run_stopped_mid_epoch_resumes_to_the_same_weights(net: str, harvard_dir: Path,
+                                                           tmp_path: Path) -> None:
     a = run_training(_config(net, harvard_dir), output_dir=tmp_path / "A", progress=False)
-    b1 = run_training(_config(net, harvard_dir, "trainer#stop_after_iterations=4"), output_dir=tmp_path / "B",
-                      progress=False)
+    b1 = run_training(_config(net, harvard_dir, "trainer#stop_after_iterations=4"),
+                      output_dir=tmp_path / "B", progress=False)
     assert b1["stopped_early"] is True and b1["iterations"] == 4
     ckpt = find_last_checkpoint(tmp_path / "B")
     assert ckpt.name == "mid_checkpoint_4.pt"  # inside epoch 1 (ECFusion) or 2 (S3IMFusion)
@@ -221,24 +227,28 @@ def test_run_stopped_mid_epoch_resumes_to_the_same_weights(net: str, harvard_dir
     b2 = run_training(_config(net, harvard_dir, "trainer#num_workers=1"), output_dir=tmp_path / "B",
                       resume="auto", progress=False)
     assert b2["resumed_from_iteration"] == 4 and b2["completed"] is True
-    assert not list((tmp_path / "B").glob("mid_checkpoint_*.pt"))  # the epoch checkpoint replaced it
+    # the epoch checkpoint replaced it
+    assert not list((tmp_path / "B").glob("mid_checkpoint_*.pt"))
     _same_weights(tmp_path / "A", tmp_path / "B")
     ra, rb = _rows(tmp_path / "A"), _rows(tmp_path / "B")
     assert [r["train_loss"] for r in ra] == [r["train_loss"] for r in rb]  # epoch sums survived
     assert ra[-1]["train_background"] == rb[-1]["train_background"] != ""
     terms = a["loss_terms"]
-    assert terms["first_iteration"]["iteration"] == 1 and set(terms["weights"]) <= set(terms["last_epoch"])
+    assert (terms["first_iteration"]["iteration"] == 1
+            and set(terms["weights"]) <= set(terms["last_epoch"]))
     assert float(ra[-1]["val_background"]) >= 0.0
 
 
 @pytest.mark.slow
-def test_sigterm_stops_with_a_checkpoint_and_resume_matches(harvard_dir: Path, tmp_path: Path) -> None:
+def test_sigterm_stops_with_a_checkpoint_and_resume_matches(harvard_dir: Path,
+                                                            tmp_path: Path) -> None:
     net = "ecfusion"
     run_training(_config(net, harvard_dir), output_dir=tmp_path / "A", progress=False)
     config = str(REPO / "pipelines" / f"{net}_ct-mri.json")
     cmd = [sys.executable, "-m", "medfuse", "train", config, *_overrides(net, harvard_dir),
            "trainer#checkpoint_every_n_iterations=1", "-o", str(tmp_path / "B"), "--no-progress"]
-    proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     try:
         while proc.poll() is None and not list((tmp_path / "B").glob("mid_checkpoint_*.pt")):
             time.sleep(0.05)  # wait for the first mid-epoch checkpoint (a file state)
@@ -251,7 +261,7 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_matches(harvard_dir: Path, t
     assert proc.returncode == 0, out
     summary = json.loads((tmp_path / "B" / "summary.json").read_text())
     assert summary["stopped_early"] is True and summary["completed"] is False
-    done = subprocess.run([*cmd[:-3], "-o", str(tmp_path / "B"), "--resume", "--no-progress"], env=cli_env(),
-                          capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run([*cmd[:-3], "-o", str(tmp_path / "B"), "--resume", "--no-progress"],
+                          env=cli_env(), capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     _same_weights(tmp_path / "A", tmp_path / "B")

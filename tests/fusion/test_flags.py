@@ -1,4 +1,5 @@
-"""The study options' click table (medfuse.fusion.flags): one table for fuse, batch and manifests."""
+"""The study options' click table (medfuse.fusion.flags): one table for fuse, batch and
+manifests."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ PatientBirthDate stands for another patient's scan.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pydicom

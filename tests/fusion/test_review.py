@@ -43,9 +43,9 @@ def _corr(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def test_demo_review_has_four_columns_of_the_written_slices(demo_out: Path):
+    from medfuse.fusion.sources import load_fuse_output
     from medfuse.io import load_volume
     from medfuse.transforms import ExtractSlices
-    from medfuse.fusion.sources import load_fuse_output
 
     run = json.loads((demo_out / "run.json").read_text())
     assert "review.png" in run["outputs"] and "review.png" in run["output_sha256"]

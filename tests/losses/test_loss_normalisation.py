@@ -53,7 +53,8 @@ def test_norms_reduce_per_image_then_average() -> None:
         lp_distance(d, 2, "sum")
 
 
-def _pull(loss: ECFusionLoss, f0: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+def _pull(loss: ECFusionLoss, f0: torch.Tensor, a: torch.Tensor,
+          b: torch.Tensor) -> dict[str, float]:
     """The norm of each weighted term's gradient with respect to the fused image."""
     f = f0.clone().requires_grad_(True)
     parts = loss.components(f, a, b)
@@ -77,7 +78,8 @@ def test_lambda_002_is_a_mild_correction_only_under_the_papers_norm(pairs, vgg16
     assert strong["perceptual"] == pytest.approx(10 * paper["perceptual"], rel=1e-4)
     # the bfloat16 VGG (the fast default on CPUs with AVX512-BF16) gives the same term to ~1 %
     p32 = ECFusionLoss(0.02, **kw).components(f, a, b)["perceptual"]
-    p16 = ECFusionLoss(0.02, **{**kw, "vgg_precision": "bfloat16"}).components(f, a, b)["perceptual"]
+    p16 = ECFusionLoss(0.02, **{**kw, "vgg_precision": "bfloat16"}).components(
+        f, a, b)["perceptual"]
     assert p16.item() == pytest.approx(p32.item(), rel=0.03)
 
 

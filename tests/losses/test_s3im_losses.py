@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -19,11 +18,14 @@ def ct_mri(harvard_tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return ct, mri
 
 
-def _ssim_windows_numpy(x: np.ndarray, y: np.ndarray, k: int = 4, c1: float = 1e-4, c2: float = 9e-4) -> np.ndarray:
+def _ssim_windows_numpy(x: np.ndarray, y: np.ndarray, k: int = 4, c1: float = 1e-4,
+                        c2: float = 9e-4) -> np.ndarray:
     """Eq. 4 on non-overlapping k x k windows of 2D arrays in [0, 1] (uniform window)."""
     h, w = (x.shape[0] // k) * k, (x.shape[1] // k) * k
-    xb = x[:h, :w].reshape(h // k, k, w // k, k).transpose(0, 2, 1, 3).reshape(-1, k * k).astype(np.float64)
-    yb = y[:h, :w].reshape(h // k, k, w // k, k).transpose(0, 2, 1, 3).reshape(-1, k * k).astype(np.float64)
+    xb = (x[:h, :w].reshape(h // k, k, w // k, k).transpose(0, 2, 1, 3).reshape(-1, k * k)
+          .astype(np.float64))
+    yb = (y[:h, :w].reshape(h // k, k, w // k, k).transpose(0, 2, 1, 3).reshape(-1, k * k)
+          .astype(np.float64))
     mx, my = xb.mean(1), yb.mean(1)
     vx, vy = xb.var(1), yb.var(1)
     cov = ((xb - mx[:, None]) * (yb - my[:, None])).mean(1)

@@ -91,7 +91,8 @@ def test_pooled_scales_tell_texture_switching_from_brightness_flicker(pair):
     switch = np.where(rng.random(a.shape) < 0.5, a, b)
     avg = np.rint((a + b) / 2)
     gain = np.clip(np.rint(avg * (1 + 0.05 * rng.standard_normal(len(a)))[:, None, None]), 0, 255)
-    sw = [interslice_excess(switch, a, b, tolerance=t, pool=p) for p, t in ((1, 1), (16, 0), (0, 0))]
+    sw = [interslice_excess(switch, a, b, tolerance=t, pool=p)
+          for p, t in ((1, 1), (16, 0), (0, 0))]
     gn = [interslice_excess(gain, a, b, tolerance=t, pool=p) for p, t in ((1, 1), (16, 0), (0, 0))]
     assert sw[0] > 0.2 and sw[1] < sw[0] / 5 and sw[2] < 0.02
     assert gn[0] < gn[1] < gn[2] and gn[2] > 0.5

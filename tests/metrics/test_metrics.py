@@ -82,7 +82,8 @@ def _viff_literal(im1, im2, imf):
     return float(np.sum(out * p))
 
 
-@pytest.mark.parametrize("task,pair,fused", [("CT-MRI", "16003", "F_avg"), ("PET-MRI", "25016", "F_max"),
+@pytest.mark.parametrize("task,pair,fused", [("CT-MRI", "16003", "F_avg"),
+                                             ("PET-MRI", "25016", "F_max"),
                                              ("SPECT-MRI", "10008", "F_w73")])
 def test_viff_matches_literal_transcription_of_han_2013(task, pair, fused):
     f, a, b = _triplet(task, pair, fused)
@@ -95,7 +96,8 @@ def test_viff_and_vif_of_a_perfect_copy():
     assert M.vif_pair(a, a) == pytest.approx(1.0, abs=1e-6)
     assert M.vif(a, a, a) == pytest.approx(2.0, abs=1e-6)
     v, vf = M.vif_and_viff(f, a, a)
-    assert v == pytest.approx(M.vif(f, a, a), rel=1e-12) and vf == pytest.approx(M.viff(f, a, a), rel=1e-12)
+    assert (v == pytest.approx(M.vif(f, a, a), rel=1e-12)
+            and vf == pytest.approx(M.viff(f, a, a), rel=1e-12))
 
 
 def test_viff_is_lower_than_vif_and_favours_a_better_fusion():
@@ -157,7 +159,8 @@ def test_psnr_conventions():
     m = M.mse(f, a, b)
     assert M.psnr(f, a, b, "cddfuse") == pytest.approx(10 * math.log10(float(f.max()) ** 2 / m))
     # S3IMFusion: 255^2 over the MSE of [0, 1] data = a true PSNR plus 20 log10(255)
-    assert M.psnr(f, a, b, "s3imfusion") == pytest.approx(10 * math.log10(255**2 / m) + 20 * math.log10(255))
+    assert M.psnr(f, a, b, "s3imfusion") == pytest.approx(10 * math.log10(255**2 / m)
+                                                          + 20 * math.log10(255))
     assert 60 < M.psnr(f, a, b, "s3imfusion") < 70
     with pytest.raises(ValueError, match="convention"):
         M.psnr(f, a, b, "matlab")
@@ -200,7 +203,8 @@ def test_paper_profile_conventions():
     assert p["SSIM"] == pytest.approx(c["SSIM"] / 2, rel=0.05) and p["SSIM"] != c["SSIM"] / 2
     # the paper's scale for the max rule on CT-MRI (its test split): MI 4.1, Qabf .58, VIF .61,
     # SSIM .69, Qcb .65 -> same order here (bits, summed VIF, mean SSIM), not 0.5x or 2x off
-    assert 3 < p["MI"] < 5 and 0.5 < p["VIF"] < 1 and 0.6 < p["SSIM"] < 0.8 and 0.55 < p["Qcb"] < 0.75
+    assert (3 < p["MI"] < 5 and 0.5 < p["VIF"] < 1 and 0.6 < p["SSIM"] < 0.8
+            and 0.55 < p["Qcb"] < 0.75)
 
 
 def test_colour_source_is_scored_on_its_bt601_luma(harvard_dir):
@@ -221,7 +225,8 @@ def test_quantize_and_torch_inputs():
     ref = fm(f, a, b)
     jitter = f.astype(np.float32) + 0.3  # float output of a network before saving as 8-bit
     assert fm(jitter, a, b) == ref
-    assert fm(torch.from_numpy(f.astype(np.float32))[None, None], torch.from_numpy(a.copy()), b) == ref
+    assert fm(torch.from_numpy(f.astype(np.float32))[None, None],
+              torch.from_numpy(a.copy()), b) == ref
     assert FusionMetrics("cddfuse", ["SSIM"], quantize=False)(jitter, a, b)["SSIM"] != ref["SSIM"]
 
 
@@ -245,7 +250,8 @@ def test_every_metric_has_a_direction():
     for table in M.PROFILES.values():
         for name in table:
             assert isinstance(M.higher_is_better(name), bool)
-    assert not M.higher_is_better("Qcv") and not M.higher_is_better("CE") and M.higher_is_better("Qcb")
+    assert (not M.higher_is_better("Qcv") and not M.higher_is_better("CE")
+            and M.higher_is_better("Qcb"))
 
 
 def test_aggregate():

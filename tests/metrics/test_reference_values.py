@@ -27,12 +27,12 @@ def _rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(task: str, pair: str, image: str) -> np.ndarray:
     return np.asarray(Image.open(REFERENCE / "triplets" / task / pair / f"{image}.png"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scores(profile: str, task: str, pair: str, fused: str) -> dict[str, float]:
     fm = FusionMetrics(profile=profile, metrics=list(FusionMetricsNames[profile]))
     return fm(_load(task, pair, fused), _load(task, pair, "A"), _load(task, pair, "B"))

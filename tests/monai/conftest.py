@@ -2,8 +2,9 @@
 
 The pair is cut from the co-registered stroke set: A = T1 axial slices 62..69; B = FLAIR slices
 64..69 resampled (trilinear) to 1.5 mm voxels in-plane, so A sits on a different grid and is
-interpolated onto B's, as in real use, and the output's affine must be B's. The reference output is ``medfuse fuse A B --method network --weights W
---register none --format nifti``, computed once.
+interpolated onto B's, as in real use, and the output's affine must be B's. The reference output
+is ``medfuse fuse A B --method network --weights W --register none --format nifti``, computed
+once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from tests.helpers import random_ecfusion, run_cli
 
 @pytest.fixture(scope="session")
 def nifti_pair(tmp_path_factory: pytest.TempPathFactory, stroke_dir: Path) -> tuple[Path, Path]:
-    """(A, B): T1 slices 62..69 and FLAIR slices 64..69 on a 1.5 mm in-plane grid, as NIfTI files."""
+    """(A, B): T1 slices 62..69 and FLAIR slices 64..69 on a 1.5 mm in-plane grid, as NIfTI
+    files."""
     import nibabel as nib
     import numpy as np
     from nibabel.processing import resample_from_to
@@ -34,7 +36,8 @@ def nifti_pair(tmp_path_factory: pytest.TempPathFactory, stroke_dir: Path) -> tu
 @pytest.fixture(scope="session")
 def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small random ECFusion for ct-mri, written with save_weights."""
-    return random_ecfusion(tmp_path_factory.mktemp("weights") / "ecfusion-ct-mri.safetensors", "ct-mri", 3)
+    return random_ecfusion(tmp_path_factory.mktemp("weights") / "ecfusion-ct-mri.safetensors",
+                           "ct-mri", 3)
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,8 @@ def task(weights_file: Path) -> FusionInferTask:
     return FusionInferTask(network="ecfusion", task="ct-mri", weights=weights_file, device="cpu")
 
 
-def test_pre_inferer_post_transforms_on_real_data(task: FusionInferTask, nifti_pair, reference_fused):
+def test_pre_inferer_post_transforms_on_real_data(task: FusionInferTask, nifti_pair,
+                                                  reference_fused):
     a, b = nifti_pair
     assert task.is_valid() and task.info()["dimension"] == 3
     assert task.path.endswith("ecfusion-ct-mri.safetensors")
@@ -51,14 +52,18 @@ def test_pre_inferer_post_transforms_on_real_data(task: FusionInferTask, nifti_p
     _assert_same_fusion(out[0].numpy(), reference_fused)
 
 
-def test_call_writes_the_fused_nifti(tmp_path: Path, task: FusionInferTask, nifti_pair, reference_fused):
+def test_call_writes_the_fused_nifti(tmp_path: Path, task: FusionInferTask, nifti_pair,
+                                     reference_fused):
     a, b = nifti_pair
-    path, info = task({"image": str(b), "image_a": str(a), "output": str(tmp_path / "fused.nii.gz")})
-    assert path == str(tmp_path / "fused.nii.gz") and [p.name for p in tmp_path.iterdir()] == ["fused.nii.gz"]
+    path, info = task({"image": str(b), "image_a": str(a),
+                       "output": str(tmp_path / "fused.nii.gz")})
+    assert (path == str(tmp_path / "fused.nii.gz")
+            and [p.name for p in tmp_path.iterdir()] == ["fused.nii.gz"])
     img = nib.load(path)
     np.testing.assert_allclose(img.affine, nib.load(b).affine, atol=1e-5)
     _assert_same_fusion(np.asarray(img.dataobj), reference_fused)
-    assert info["shape"] == [83, 107, 6] and info["latencies"]["total"] >= info["latencies"]["infer"]
+    assert (info["shape"] == [83, 107, 6]
+            and info["latencies"]["total"] >= info["latencies"]["infer"])
 
 
 def test_same_result_from_a_built_model(weights_file: Path, nifti_pair, reference_fused):
@@ -76,7 +81,8 @@ def test_bad_requests(tmp_path: Path, task: FusionInferTask, nifti_pair):
     junk = tmp_path / "junk.nii.gz"
     junk.write_bytes(b"not a nifti")
     with pytest.raises(InputError, match="cannot load the pair"):
-        task({"image_a": str(junk), "image_b": str(nifti_pair[1]), "output": str(tmp_path / "o.nii.gz")})
+        task({"image_a": str(junk), "image_b": str(nifti_pair[1]),
+              "output": str(tmp_path / "o.nii.gz")})
     assert [p.name for p in tmp_path.iterdir()] == ["junk.nii.gz"]
 
 

@@ -62,7 +62,9 @@ def test_watch_folder_leaves_studies_still_being_copied(tmp_path: Path, nifti_pa
     (inbox / "s").mkdir(parents=True)
     for src, name in zip(nifti_pair, ("1_t1.nii.gz", "2_flair.nii.gz")):
         shutil.copy(src, inbox / "s" / name)
-    res = run_python(SCRIPT, str(inbox), str(outbox), "--once", "--settle", "3600", "--method", "average")
+    res = run_python(SCRIPT, str(inbox), str(outbox), "--once", "--settle", "3600",
+                     "--method", "average")
     assert res.returncode == 0 and list(outbox.iterdir()) == []
     res = run_python(SCRIPT, str(tmp_path / "nope"), str(outbox), "--once")
-    assert res.returncode == 3 and res.stderr.strip() == f"watch_folder: error: {tmp_path / 'nope'}: no such folder"
+    assert res.returncode == 3 and res.stderr.strip() == (
+        f"watch_folder: error: {tmp_path / 'nope'}: no such folder")

@@ -1,4 +1,5 @@
-"""ECFusion: size, shapes for any H x W, gradients, determinism, export, registry (real Harvard pairs)."""
+"""ECFusion: size, shapes for any H x W, gradients, determinism, export, registry (real Harvard
+pairs)."""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ def test_every_parameter_gets_a_gradient(harvard_tensor) -> None:
     a, b = harvard_tensor("CT-MRI", "CT", "16003", 64), harvard_tensor("CT-MRI", "MRI", "16003", 64)
     loss = MaxGradientLoss()(model(a, b), a, b)
     loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    missing = [n for n, p in model.named_parameters()
+               if p.grad is None or not torch.any(p.grad != 0)]
     assert missing == []
 
 

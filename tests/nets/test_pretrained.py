@@ -25,12 +25,15 @@ def test_round_trip_is_bit_exact(tmp_path: Path, name: str, kwargs: dict) -> Non
 
 def test_torch_checkpoint_loads_safely(tmp_path: Path) -> None:
     net = get_network("ecfusion", features=8)
-    torch.save({"model": net.state_dict(), "network": "ecfusion", "kwargs": {"features": 8}}, tmp_path / "c.pt")
+    torch.save({"model": net.state_dict(), "network": "ecfusion", "kwargs": {"features": 8}},
+               tmp_path / "c.pt")
     assert torch.equal(load_weights(tmp_path / "c.pt").decoder[0].weight, net.decoder[0].weight)
-    # an object the safe unpickler refuses: one line naming the file and the reason, no advice to load unsafely
+    # an object the safe unpickler refuses: one line naming the file and the reason, no advice to
+    # load unsafely
     import datetime
 
-    torch.save({"model": net.state_dict(), "when": datetime.date(2026, 1, 1)}, tmp_path / "unsafe.pt")
+    torch.save({"model": net.state_dict(), "when": datetime.date(2026, 1, 1)},
+               tmp_path / "unsafe.pt")
     with pytest.raises(WeightsError) as err:
         load_weights(tmp_path / "unsafe.pt", network="ecfusion")
     msg = str(err.value)
@@ -56,7 +59,8 @@ def test_bad_files_fail_in_one_line(tmp_path: Path) -> None:
         load_weights(tmp_path / "s3im.safetensors", network="ecfusion")
 
 
-def test_missing_shipped_weights_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_shipped_weights_is_a_clear_error(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(WeightsError, match="unknown task"):
         load_pretrained("ecfusion", task="xray-mri")
     import medfuse.nets.pretrained as pretrained
@@ -65,4 +69,5 @@ def test_missing_shipped_weights_is_a_clear_error(tmp_path: Path, monkeypatch: p
     with pytest.raises(WeightsError) as err:
         load_pretrained("s3imfusion", task="spect-mri")
     msg = str(err.value)
-    assert "no shipped weights for s3imfusion on spect-mri (shipped: none)" in msg and "\n" not in msg
+    assert ("no shipped weights for s3imfusion on spect-mri (shipped: none)" in msg
+            and "\n" not in msg)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -70,8 +69,8 @@ def test_every_parameter_receives_a_gradient(ct_mri):
     ct, mri = (t[..., 100:140, 90:146].repeat(2, 1, 1, 1) for t in ct_mri)  # (2, 1, 40, 56)
     loss = S3IMFusionLoss(seed=0)(m(ct, mri), ct, mri)
     loss.backward()
-    missing = [n for n, p in m.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
-               or p.grad.abs().sum() == 0]
+    missing = [n for n, p in m.named_parameters()
+               if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0]
     assert not missing, missing
 
 

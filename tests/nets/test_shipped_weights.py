@@ -22,7 +22,8 @@ from medfuse.nets.pretrained import TASKS, WEIGHTS_DIR, pretrained_path, read_we
 REPO = Path(__file__).resolve().parents[2]
 SPLIT = REPO / "pipelines" / "splits" / "harvard_val10.json"
 SHIPPED = [(net, task) for net in ("ecfusion", "s3imfusion") for task in TASKS]
-FOLDER = {"ct-mri": ("CT-MRI", "CT"), "pet-mri": ("PET-MRI", "PET"), "spect-mri": ("SPECT-MRI", "SPECT")}
+FOLDER = {"ct-mri": ("CT-MRI", "CT"), "pet-mri": ("PET-MRI", "PET"),
+          "spect-mri": ("SPECT-MRI", "SPECT")}
 
 
 def _quality() -> dict:
@@ -42,14 +43,16 @@ def _val_pair(harvard_dir: Path, task: str) -> tuple[torch.Tensor, torch.Tensor]
     name = sorted(load_split(SPLIT, task))[0]
     out = []
     for m in (mod, "MRI"):
-        x = torch.from_numpy(read_image(harvard_dir / folder / m / f"{name}.png").astype(np.float32) / 255.0)
+        x = torch.from_numpy(read_image(harvard_dir / folder / m / f"{name}.png").astype(np.float32)
+                             / 255.0)
         x = rgb_to_ycbcr(x.permute(2, 0, 1))[:1] if x.ndim == 3 else x[None]
         out.append(x[None].contiguous())
     return out[0], out[1]
 
 
 @pytest.mark.parametrize("net,task", SHIPPED)
-def test_shipped_checkpoint_loads_by_name_and_fuses_a_real_pair(net: str, task: str, harvard_dir: Path) -> None:
+def test_shipped_checkpoint_loads_by_name_and_fuses_a_real_pair(net: str, task: str,
+                                                                harvard_dir: Path) -> None:
     from medfuse.fusion.base import get_method
     from medfuse.fusion.slices import fuse_slices
     from medfuse.metrics import FusionMetrics
@@ -89,7 +92,8 @@ def test_model_card_matches_its_weights_and_quality_table(net: str, task: str) -
     for m in PAPER_METRICS[net]:
         assert m in model_row
     row = next(line for line in card.splitlines() if line.startswith(f"| **{net} (this model)** |"))
-    assert row == "| " + " | ".join([f"**{net} (this model)**", *[_fmt(model_row[m]) for m in PAPER_METRICS[net]]]) + " |"
+    assert row == "| " + " | ".join([f"**{net} (this model)**",
+                                     *[_fmt(model_row[m]) for m in PAPER_METRICS[net]]]) + " |"
     assert "## Quality on the validation split" in card and "Deviations from the paper" in card
 
 
@@ -102,7 +106,8 @@ def test_validation_figures_in_the_cards_reproduce(net: str, tmp_path: Path) -> 
 
     q = _quality()
     for task in TASKS:
-        got = bench_quality.run_task(task, {net: str(pretrained_path(net, task))}, tmp_path / task, baselines=())
+        got = bench_quality.run_task(task, {net: str(pretrained_path(net, task))}, tmp_path / task,
+                                     baselines=())
         want = q["tasks"][task]
         assert got["pairs"] == want["pairs"]
         for profile in ("paper", "vifb"):

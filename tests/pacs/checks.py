@@ -11,7 +11,8 @@ __all__ = ["pixel_hashes", "local_hashes", "stored_hashes", "tree_state", "asser
 
 
 def pixel_hashes(files: list[Path] | list[bytes]) -> dict[str, tuple[str, str]]:
-    """SOPInstanceUID -> (sha256 of the PixelData bytes, transfer syntax) of DICOM files or blobs."""
+    """SOPInstanceUID -> (sha256 of the PixelData bytes, transfer syntax) of DICOM files or
+    blobs."""
     import io
 
     import pydicom

@@ -22,8 +22,10 @@ def test_find_instances_in_the_demo_folders():
     ct = Path(demo_pair()[0])
     found = find_instances(ct.parent)  # README, LICENSE skipped; ct/ and mr/ searched
     assert len(found) == 24 + 20
-    assert {i.transfer_syntax_uid for i in found if i.path.parent == ct} == {"1.2.840.10008.1.2.4.80"}
-    assert {i.sop_class_uid for i in found} == {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4"}
+    assert {i.transfer_syntax_uid for i in found if i.path.parent == ct} == {
+        "1.2.840.10008.1.2.4.80"}
+    assert {i.sop_class_uid for i in found} == {"1.2.840.10008.5.1.4.1.1.2",
+                                                "1.2.840.10008.5.1.4.1.1.4"}
     assert [i.path for i in found] == sorted(i.path for i in found)
 
 
@@ -48,7 +50,8 @@ def test_find_instances_errors(tmp_path):
 def test_report_table_and_json(tmp_path):
     report = TransferReport("send", "dimse", "host:104 (AE PACS)", 1.25, [
         InstanceResult("/x/SC_0001.dcm", "1.2.3", "sent", 0, 1),
-        InstanceResult("/x/SC_0002.dcm", "1.2.4", "failed", 0xA700, 3, "refused with status 0xA700"),
+        InstanceResult("/x/SC_0002.dcm", "1.2.4", "failed", 0xA700, 3,
+                       "refused with status 0xA700"),
     ])
     lines = format_table(report).splitlines()
     assert lines[0].split() == ["#", "file", "SOPInstanceUID", "status", "code", "tries", "message"]
@@ -100,7 +103,8 @@ def test_cli_option_errors(tmp_path):
         (("send", folder, "--dicomweb", "ftp://h/"), "is not an http(s) URL"),
         (("pull", "--study", "1.2", "-o", str(tmp_path), "--pacs", "h:1",
           "--called-aet", "A" * 17), "is not an AE title"),
-        (("fuse", "--demo", "-o", str(tmp_path / "o"), "--send", "h:1"), "--send needs --called-aet"),
+        (("fuse", "--demo", "-o", str(tmp_path / "o"), "--send", "h:1"),
+         "--send needs --called-aet"),
         (("fuse", "--demo", "-o", str(tmp_path / "o"), "--send", "h:1", "--called-aet", "X",
           "--format", "nifti"), "--send needs the dicom format"),
         (("fuse", "--demo", "-o", str(tmp_path / "o"), "--called-aet", "X"), "go with --send"),

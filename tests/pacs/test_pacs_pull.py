@@ -23,7 +23,8 @@ def _uids(folder: Path) -> tuple[str, str]:
 
 @pytest.fixture
 def demo_on_pacs(orthanc: Orthanc) -> dict[str, Path]:
-    """The bundled demo CT (JPEG-LS, 24 files) and MR (20 files) stored on Orthanc by medfuse send."""
+    """The bundled demo CT (JPEG-LS, 24 files) and MR (20 files) stored on Orthanc by medfuse
+    send."""
     ct, mr = demo_pair()
     r = orthanc.cli("send", str(Path(ct).parent), "--pacs", orthanc.address,
                     "--called-aet", "ORTHANC", "-q")

@@ -21,6 +21,8 @@ import time
 import traceback
 from typing import Any
 
+from medfuse.batch.backends.results import STOPPED_AFTER, record_stamp
+
 __all__ = ["init_worker", "setup_process", "run_study", "STATUSES"]
 
 #: a study's status in results and reports.
@@ -30,7 +32,6 @@ _STOP = False  # set by SIGTERM: finish nothing more
 _RUNNING = False  # a study is being fused in this process
 _SETUP = False
 _STOPPED = "stopped while running; its temporary output was removed"
-_STOPPED_AFTER = "stopped after its output was complete"
 
 #: modules fuse_volumes imports on its first call (a worker imports them before its first study).
 _PRELOAD = (
@@ -102,19 +103,6 @@ def init_worker(threads: int | None, parent: int) -> None:
     _thread_env(threads)
 
 
-def _record_stamp(out: str) -> tuple[int, int]:
-    """Identity of ``out``'s run.json (inode, mtime), ``(0, 0)`` when there is none.
-
-    A new output is moved into place by renaming its folder, so the stamp changes exactly when
-    a study's output was committed.
-    """
-    try:
-        st = os.stat(os.path.join(out, "run.json"))
-    except OSError:
-        return (0, 0)
-    return (st.st_ino, st.st_mtime_ns)
-
-
 def _thread_env(threads: int | None) -> None:
     """OpenMP/MKL thread counts for torch (effective when set before torch is imported)."""
     if threads:
@@ -163,13 +151,13 @@ def run_study(study: dict[str, Any], threads: int | None = None) -> dict[str, An
 
         opts = options_from_flags(**study["flags"], quiet=True)
         opts.overwrite = bool(study.get("overwrite"))
-        before = _record_stamp(study["out"])
+        before = record_stamp(study["out"])
         run = fuse_pair(study["a"], study["b"], study["out"], opts)
         res["timings_s"]["fuse"] = run.get("timings_s", {})
         return done("ok")
     except (KeyboardInterrupt, SystemExit):
-        if before is not None and _record_stamp(study["out"]) not in ((0, 0), before):
-            return done("ok", note=_STOPPED_AFTER)  # stopped after its output was moved in place
+        if before is not None and record_stamp(study["out"]) not in ((0, 0), before):
+            return done("ok", note=STOPPED_AFTER)  # stopped after its output was moved in place
         return done("interrupted", error=_STOPPED)
     except MedfuseError as exc:
         if _STOP:  # e.g. SimpleITK turns the SIGTERM it sees mid-registration into an error

@@ -78,7 +78,7 @@ def test_sigterm_after_the_output_is_in_place_reports_ok(
 
     monkeypatch.setattr(run_mod, "fuse_pair", fuse_then_signal)
     res = worker.run_study(_study(tmp_path, stroke_dir))
-    assert res["status"] == "ok" and res["note"] == worker._STOPPED_AFTER, res
+    assert res["status"] == "ok" and res["note"] == worker.STOPPED_AFTER, res
     assert_complete(tmp_path / "out" / "s1")
     assert temp_leftovers(tmp_path / "out") == []
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from medfuse.batch.backends.results import not_started
+from medfuse.batch.backends.results import STOPPED_AFTER, not_started, record_stamp
 from medfuse.errors import InputError, RemoteError
 
 __all__ = ["RayBackend", "ray_study"]
@@ -67,6 +67,7 @@ class RayBackend:
         self.address = address
         self._ray: Any = None
         self._gpus = 0.0
+        self._stamps: dict[Any, tuple[int, int]] = {}  # row -> run.json stamp before submitting
 
     def start(self) -> None:
         """Connect to the cluster, or start a local instance."""
@@ -129,6 +130,7 @@ class RayBackend:
             opts = task.options(
                 num_cpus=self.threads, num_gpus=1 if self._wants_gpu(s) else 0, max_retries=0
             )
+            self._stamps[s["row"]] = record_stamp(s["out"])
             refs[opts.remote(s, self.threads)] = s
         pending = list(refs)
         stopping = False
@@ -146,6 +148,12 @@ class RayBackend:
         try:
             return ray.get(ref)
         except ray.exceptions.TaskCancelledError:
+            # The cancel can race the task's end: Ray may report a task cancelled that had already
+            # moved its output into place (the SIGINT handler defers the cancel past the move).
+            # The output folder tells: a new run.json means the study's output is complete.
+            before = self._stamps.get(study["row"])
+            if before is not None and record_stamp(study["out"]) not in ((0, 0), before):
+                return {**not_started(study, None, status="ok"), "note": STOPPED_AFTER}
             return not_started(study)
         except ray.exceptions.RayError as exc:
             line = " ".join(str(exc).split())[:300]

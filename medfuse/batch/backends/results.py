@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-__all__ = ["not_started", "skipped"]
+__all__ = ["not_started", "skipped", "record_stamp", "STOPPED_AFTER"]
+
+#: the note of a study stopped (SIGTERM, Ctrl-C, a Ray cancel) after its output was complete.
+STOPPED_AFTER = "stopped after its output was complete"
+
+
+def record_stamp(out: str) -> tuple[int, int]:
+    """Identity of ``out``'s run.json (inode, mtime), ``(0, 0)`` when there is none.
+
+    A new output is moved into place by renaming its folder, so the stamp changes exactly when
+    a study's output was committed.
+    """
+    try:
+        st = os.stat(os.path.join(out, "run.json"))
+    except OSError:
+        return (0, 0)
+    return (st.st_ino, st.st_mtime_ns)
 
 
 def not_started(

@@ -62,7 +62,7 @@ class EvaluationResult:
         rows: per-image rows ``{"method", "image", <metric>: value}``.
         summary: ``{method: {metric: {"mean", "median", "std", "min", "max", "n"}}}``.
         files: the written output files.
-        notes: remarks (skipped blank slices, rescaled volumes).
+        notes: remarks (skipped constant slices, rescaled volumes).
         volume: volume mode (:func:`medfuse.fusion.scoring.evaluate_volumes`): per method the
             whole-volume metrics, ``{method: {"ISE": value}}``; empty for 2D images.
         interslice: volume mode: per method ``{"positions_mm": [...], "per_gap": [...]}``, the
@@ -242,7 +242,7 @@ def _items(
             continue
         yield f"{name}:k{k:03d}", sl
     if skipped:
-        notes.append(f"{name}: {skipped} of {k_count} slices skipped (a source slice is blank)")
+        notes.append(f"{name}: {skipped} of {k_count} slices skipped (a source slice is constant)")
 
 
 def _fmt(v: float) -> str:

@@ -150,6 +150,36 @@ def test_evaluate_volumes_slice_by_slice(stroke_dir, tmp_path):
         assert float(row["Qabf"]) == pytest.approx(want["Qabf"], rel=1e-9)
 
 
+def test_evaluate_volumes_skip_constant_source_slices(stroke_dir, tmp_path):
+    """A source slice that is constant but not black (a fill value, a saturated slice) has no
+    edges or contrast to score (Qabf and Qcb would be 0/0): it is skipped and reported, like a
+    blank one, and every other slice gets finite figures."""
+    nib = pytest.importorskip("nibabel")
+    pytest.importorskip("medfuse.io")
+
+    data = {}
+    for label, src in (("A", "T1"), ("B", "FLAIR")):
+        img = nib.load(stroke_dir / f"{src}.nii.gz")
+        data[label] = np.asarray(img.dataobj)[:, :, 60:64].astype(np.float32)
+        affine = img.affine.copy()
+    data["A"] = np.clip(data["A"] * (255 / data["A"].max()), 0, 255)
+    data["B"] = np.clip(data["B"] * (255 / data["B"].max()), 0, 255)
+    data["A"][:, :, 1] = 100.0  # constant, not blank
+    data["mean"] = np.rint((data["A"] + data["B"]) / 2).astype(np.float32)
+    for label, arr in data.items():
+        (tmp_path / label).mkdir()
+        nib.save(nib.Nifti1Image(arr, affine), tmp_path / label / "stroke.nii.gz")
+    out = tmp_path / "out"
+    r = _run("--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"),
+             "--fused", f"mean={tmp_path / 'mean'}",
+             "--metrics", "Qabf,Qcb", "--no-plots", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert "stroke: 1 of 4 slices skipped (a source slice is constant)" in r.output
+    rows = _csv(out / "per_image.csv")
+    assert [row["image"] for row in rows] == ["stroke:k000", "stroke:k002", "stroke:k003"]
+    assert all(np.isfinite(float(row[m])) for row in rows for m in ("Qabf", "Qcb"))
+
+
 def test_evaluate_errors(triplet_dirs, tmp_path):
     a, b, f = (str(triplet_dirs / n) for n in ("A", "B", "F_avg"))
     # a fused folder lacking one image: exit 3, one line naming the folder and the missing image

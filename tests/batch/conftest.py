@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -46,6 +50,32 @@ def wait_gone(tag: str, seconds: float = 120) -> list[int]:
     while tagged_pids(tag) and time.monotonic() < end:
         time.sleep(0.2)
     return tagged_pids(tag)
+
+
+def run_private_ray(
+    args: Sequence[str], tag: str, prefix: Sequence[str]
+) -> tuple[subprocess.CompletedProcess, list[int]]:
+    """``python ARGS`` that starts a local Ray instance, under ``prefix`` (a private network).
+
+    The run gets its own short ``RAY_TMPDIR`` (Ray's socket paths are limited) and
+    ``MEDFUSE_TEST_TAG=tag``; afterwards every tagged process still alive is killed and the folder
+    removed, even when the run fails.
+
+    Returns:
+        The finished process, and the tagged processes still alive 60 s after it ended.
+    """
+    from tests.helpers import cli_env, run_python
+
+    ray_tmp = tempfile.mkdtemp(prefix="mfray", dir="/tmp")
+    try:
+        res = run_python(*args, env=cli_env(RAY_TMPDIR=ray_tmp, MEDFUSE_TEST_TAG=tag),
+                         prefix=prefix)
+        left = wait_gone(tag, 60)
+    finally:
+        for pid in tagged_pids(tag):  # only on failure: never leave Ray processes behind
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    return res, left
 
 
 def temp_leftovers(folder: Path) -> list[str]:

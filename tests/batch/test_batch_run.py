@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from tests.batch.conftest import (
     assert_complete,
     netns_prefix,
     report_by_id,
+    run_private_ray,
     tagged_pids,
     temp_leftovers,
     wait_gone,
@@ -102,15 +101,9 @@ def test_ray_local_instance_in_private_network(tmp_path: Path, stroke_dir: Path,
     m = tmp_path / "cohort.json"
     m.write_text(json.dumps({"defaults": {"method": "average", "register": "none"},
                              "studies": studies}))
-    ray_tmp = tempfile.mkdtemp(prefix="mfray", dir="/tmp")  # short: Ray's socket paths are limited
-    try:
-        res = run_cli("batch", str(m), "--backend", "ray", "--workers", "2", "-q",
-                      env=cli_env(RAY_TMPDIR=ray_tmp, MEDFUSE_TEST_TAG=tag), prefix=prefix)
-        left = wait_gone(tag, 60)
-    finally:
-        for pid in tagged_pids(tag):  # only on failure: never leave Ray processes behind
-            os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    res, left = run_private_ray(
+        ("-m", "medfuse", "batch", str(m), "--backend", "ray", "--workers", "2", "-q"), tag, prefix
+    )
     assert res.returncode == 8, res.stderr
     assert left == [], "Ray processes left running"
     rep = json.loads((tmp_path / "cohort.report.json").read_text())

@@ -9,10 +9,6 @@ before and after, as a local worker does after a SIGTERM.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,12 +17,10 @@ from medfuse.batch.backends.results import STOPPED_AFTER
 from tests.batch.conftest import (
     assert_complete,
     netns_prefix,
-    tagged_pids,
+    run_private_ray,
     temp_leftovers,
-    wait_gone,
     write_csv,
 )
-from tests.helpers import cli_env, run_python
 
 SCRIPT = Path(__file__).with_name("ray_cancel_after_output.py")
 
@@ -43,15 +37,7 @@ def test_ray_cancel_after_the_output_is_complete_reports_ok(
         "out": "out/s1", "register": "none", "method": "average", "format": "nifti",
     }])
     result = tmp_path / "result.json"
-    ray_tmp = tempfile.mkdtemp(prefix="mfray", dir="/tmp")  # short: Ray's socket paths are limited
-    try:
-        res = run_python(str(SCRIPT), str(m), str(result), timeout=600,
-                         env=cli_env(RAY_TMPDIR=ray_tmp, MEDFUSE_TEST_TAG=tag), prefix=prefix)
-        left = wait_gone(tag, 60)
-    finally:
-        for pid in tagged_pids(tag):  # only on failure: never leave Ray processes behind
-            os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    res, left = run_private_ray((str(SCRIPT), str(m), str(result)), tag, prefix)
     assert res.returncode == 0, res.stderr[-3000:]
     assert left == [], "Ray processes left running"
     # the task itself had finished its study, unstopped: the output is complete

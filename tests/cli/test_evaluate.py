@@ -7,6 +7,7 @@ import csv
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -120,22 +121,33 @@ def test_evaluate_harvard_rgb_pet_pairs_with_cddfuse_profile(harvard_dir, tmp_pa
             assert float(row[m]) == pytest.approx(expected[row["image"]][m], rel=1e-12)
 
 
-def test_evaluate_volumes_slice_by_slice(stroke_dir, tmp_path):
-    """Co-registered real NIfTI volumes (T1 as A, FLAIR as B, their mean as fused), 4 slices."""
+def _stroke_volumes(
+    stroke_dir: Path, tmp_path: Path, edit: Callable[[dict[str, np.ndarray]], None] | None = None
+) -> dict[str, np.ndarray]:
+    """Slices 60-63 of the real stroke T1 (A) and FLAIR (B), edited by ``edit``, and their rounded
+    mean (``mean``), saved as ``tmp_path/LABEL/stroke.nii.gz`` with the block's affine."""
     nib = pytest.importorskip("nibabel")
     pytest.importorskip("medfuse.io")
-    from medfuse.metrics import FusionMetrics
-
     data = {}
     for label, src in (("A", "T1"), ("B", "FLAIR")):
         img = nib.load(stroke_dir / f"{src}.nii.gz")
         data[label] = np.asarray(img.dataobj)[:, :, 60:64].astype(np.float32)
         affine = img.affine.copy()
         affine[:3, 3] += affine[:3, 2] * 60  # the cropped block's first voxel
+    if edit is not None:
+        edit(data)
     data["mean"] = np.rint((data["A"] + data["B"]) / 2).astype(np.float32)
     for label, arr in data.items():
         (tmp_path / label).mkdir()
         nib.save(nib.Nifti1Image(arr, affine), tmp_path / label / "stroke.nii.gz")
+    return data
+
+
+def test_evaluate_volumes_slice_by_slice(stroke_dir, tmp_path):
+    """Co-registered real NIfTI volumes (T1 as A, FLAIR as B, their mean as fused), 4 slices."""
+    from medfuse.metrics import FusionMetrics
+
+    data = _stroke_volumes(stroke_dir, tmp_path)
     out = tmp_path / "out"
     r = _run("--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"),
              "--fused", f"mean={tmp_path / 'mean'}",
@@ -154,21 +166,12 @@ def test_evaluate_volumes_skip_constant_source_slices(stroke_dir, tmp_path):
     """A source slice that is constant but not black (a fill value, a saturated slice) has no
     edges or contrast to score (Qabf and Qcb would be 0/0): it is skipped and reported, like a
     blank one, and every other slice gets finite figures."""
-    nib = pytest.importorskip("nibabel")
-    pytest.importorskip("medfuse.io")
+    def constant_slice(data: dict[str, np.ndarray]) -> None:
+        for label in ("A", "B"):  # within 0..255, so no volume is rescaled
+            data[label] *= 255 / data[label].max()
+        data["A"][:, :, 1] = 100.0  # constant, not blank
 
-    data = {}
-    for label, src in (("A", "T1"), ("B", "FLAIR")):
-        img = nib.load(stroke_dir / f"{src}.nii.gz")
-        data[label] = np.asarray(img.dataobj)[:, :, 60:64].astype(np.float32)
-        affine = img.affine.copy()
-    data["A"] = np.clip(data["A"] * (255 / data["A"].max()), 0, 255)
-    data["B"] = np.clip(data["B"] * (255 / data["B"].max()), 0, 255)
-    data["A"][:, :, 1] = 100.0  # constant, not blank
-    data["mean"] = np.rint((data["A"] + data["B"]) / 2).astype(np.float32)
-    for label, arr in data.items():
-        (tmp_path / label).mkdir()
-        nib.save(nib.Nifti1Image(arr, affine), tmp_path / label / "stroke.nii.gz")
+    _stroke_volumes(stroke_dir, tmp_path, constant_slice)
     out = tmp_path / "out"
     r = _run("--a", str(tmp_path / "A"), "--b", str(tmp_path / "B"),
              "--fused", f"mean={tmp_path / 'mean'}",

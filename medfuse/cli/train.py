@@ -101,9 +101,12 @@ trainer#max_epochs=1
     if summary:
         best = summary["validation"]["best"]
         shown = ", ".join(f"{k} {v:.4g}" for k, v in best.items())
+        took = f"{summary['train_time_s']:.1f} s"
+        if summary.get("resumed_from_epoch") and summary.get("epoch_time_total_s") is not None:
+            took = f"{summary['epoch_time_total_s']:.1f} s (this session {took})"
         click.echo(
             f"trained {summary['network']} on {summary['task']}: {summary['epochs']} epochs in "
-            f"{summary['train_time_s']:.1f} s; best epoch {summary['validation']['best_epoch']}"
+            f"{took}; best epoch {summary['validation']['best_epoch']}"
             f"{': ' + shown if shown else ''}"
         )
         click.echo(f"wrote {summary['files']['weights']} to {summary['run_dir']}",

@@ -146,6 +146,8 @@ def run_summary(settings: RunSettings, place: RunPlace, comp: RunComponents, tra
         "validation_items": len(comp.val_ds) if comp.val_ds is not None else 0,
         "amp": str(place.amp).replace("torch.", "") if place.amp is not None else None,
         **_timing(log, times, iters, start, time.time()),
+        "epoch_time_total_s": round(sum(float(r.get("epoch_time_s") or 0) for r in rows), 1)
+        if rows else None,
         "run_dir": str(place.out), "hardware": hardware(place.device, place.world_size),
         "validation": {"profile": settings.vcfg.get("profile", "vifb"),
                        "key_metric": settings.key_metric, "metrics": validation.columns,

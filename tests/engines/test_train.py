@@ -126,6 +126,11 @@ def test_resume_repeats_the_uninterrupted_run(runs: dict) -> None:
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
     ra, rb = _rows(runs["A"]), _rows(runs["B"])
     assert [int(r["epoch"]) for r in rb] == [1, 2]
+    # the resumed summary's total covers both sessions' epochs, not only the last session's
+    b2 = runs["summary_b2"]
+    assert b2["epoch_time_total_s"] == pytest.approx(
+        sum(float(r["epoch_time_s"]) for r in rb), abs=0.06)
+    assert b2["epoch_time_total_s"] > b2["mean_epoch_time_s"]  # this session trained one epoch
     for x, y in zip(ra, rb):
         for col in ("train_loss", "val_loss", "Qabf", "SSIM"):
             assert x[col] == y[col], col

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from medfuse.io.checksums import verify_outputs
+from tests.helpers import cli_env, run_python
 
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -64,8 +65,6 @@ def run_private_ray(
     Returns:
         The finished process, and the tagged processes still alive 60 s after it ended.
     """
-    from tests.helpers import cli_env, run_python
-
     ray_tmp = tempfile.mkdtemp(prefix="mfray", dir="/tmp")
     try:
         res = run_python(*args, env=cli_env(RAY_TMPDIR=ray_tmp, MEDFUSE_TEST_TAG=tag),

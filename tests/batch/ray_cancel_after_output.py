@@ -5,8 +5,9 @@ Usage: python ray_cancel_after_output.py MANIFEST RESULT_JSON
 
 The Ray task is the real :func:`~medfuse.batch.backends.ray_tasks.ray_study` (a real fusion),
 followed by a wait: the window in which a cancel races the task's end, held open so that the
-cancel always lands in it. The batch is stopped once the study's run.json exists. The driver's
-result for the study is written to RESULT_JSON.
+cancel always lands in it. The batch is stopped once the task has written the study's result
+next to its output (``OUT.returned``), that is, after the output is complete. The driver's result
+for the study is written to RESULT_JSON.
 """
 
 from __future__ import annotations

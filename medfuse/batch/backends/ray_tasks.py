@@ -67,7 +67,6 @@ class RayBackend:
         self.address = address
         self._ray: Any = None
         self._gpus = 0.0
-        self._stamps: dict[Any, tuple[int, int]] = {}  # row -> run.json stamp before submitting
 
     def start(self) -> None:
         """Connect to the cluster, or start a local instance."""
@@ -125,25 +124,25 @@ class RayBackend:
         """Run every study; see :mod:`medfuse.batch.backends`."""
         ray = self._ray
         task = ray.remote(ray_study)
-        refs = {}
+        refs = {}  # ref -> (study, its run.json stamp before the task)
         for s in studies:
             opts = task.options(
                 num_cpus=self.threads, num_gpus=1 if self._wants_gpu(s) else 0, max_retries=0
             )
-            self._stamps[s["row"]] = record_stamp(s["out"])
-            refs[opts.remote(s, self.threads)] = s
+            before = record_stamp(s["out"])  # before the task can commit its output
+            refs[opts.remote(s, self.threads)] = (s, before)
         pending = list(refs)
         stopping = False
         while pending:
             done, pending = ray.wait(pending, num_returns=1, timeout=0.25)
             for ref in done:
-                on_result(self._result(ref, refs[ref]))
+                on_result(self._result(ref, *refs[ref]))
             if stop.is_set() and not stopping:
                 stopping = True
                 for ref in pending:
                     ray.cancel(ref)  # a running task gets KeyboardInterrupt: temp folder removed
 
-    def _result(self, ref: Any, study: dict[str, Any]) -> dict[str, Any]:
+    def _result(self, ref: Any, study: dict[str, Any], before: tuple[int, int]) -> dict[str, Any]:
         ray = self._ray
         try:
             return ray.get(ref)
@@ -151,8 +150,7 @@ class RayBackend:
             # The cancel can race the task's end: Ray may report a task cancelled that had already
             # moved its output into place (the SIGINT handler defers the cancel past the move).
             # The output folder tells: a new run.json means the study's output is complete.
-            before = self._stamps.get(study["row"])
-            if before is not None and record_stamp(study["out"]) not in ((0, 0), before):
+            if record_stamp(study["out"]) not in ((0, 0), before):
                 return {**not_started(study, None, status="ok"), "note": STOPPED_AFTER}
             return not_started(study)
         except ray.exceptions.RayError as exc:

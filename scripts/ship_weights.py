@@ -140,7 +140,8 @@ def overlays(run: Path, net: str) -> list[str]:
 #: settings a run's command line sets that the reproduce command sets itself or that change
 #: nothing in the weights (threads, checkpoints, logging, folders)
 RUN_ONLY = ("trainer#max_epochs", "trainer#threads", "trainer#checkpoint_every_n_iterations",
-            "trainer#tensorboard", "device", "output_dir", "config_dir", "init_weights")
+            "trainer#tensorboard", "device", "output_dir", "config_dir", "init_weights",
+            "init_weights_sha256")
 
 
 def _leaves(config: object, prefix: str = "") -> dict[str, object]:
@@ -196,14 +197,15 @@ def reproduce(net: str, task: str, epochs: int, extra: list[str],
     paper recipe.
 
     Args:
-        init_replaced: sha256 of the ``init_weights`` file when these weights replace that very
-            file (a fine-tune of the shipped weights): the command then needs the older file.
+        init_replaced: sha256 of the ``init_weights`` file the run started from when these
+            weights go to that very path (a fine-tune of the shipped weights): the command then
+            needs that older file.
     """
     script = ""
     if init_replaced:
-        script += ("\n\n`init_weights` names the weights this run started from, the file shipped "
-                   f"before these (sha256 `{init_replaced}`), which these weights replace: check "
-                   "it out from the git history first (`git log -- <that file>`).")
+        script += ("\n\n`init_weights` names the weights this run started from, a file shipped "
+                   f"before these (sha256 `{init_replaced}`) at the path these weights replace: "
+                   "check it out from the git history first (`git log -- <that file>`).")
     if not extra and net == "s3imfusion":
         script += (f"\n\nOn the CPU, `bash training_runs/run_s3imfusion.sh {task}` runs the same "
                    "at the lowest priority and resumes where it stopped.")
@@ -265,13 +267,24 @@ def silent_choices(summary: dict, config: dict | None = None) -> str:
                      "(docs/nets.md).")
     init = (config or {}).get("init_weights")
     if init:
-        from medfuse.nets.pretrained import sha256
-
-        digest = sha256(REPO / init) if (REPO / init).is_file() else "?"
+        digest = init_digest(config or {})
         lines.append(f"- **Initialisation**: from `{init}` (sha256 `{digest}`; `init_weights`: "
                      "another run's network weights, then trained on this task) instead of a "
                      "random start.")
     return "\n" + "\n".join(lines)
+
+
+def init_digest(config: dict) -> str:
+    """The sha256 of the ``init_weights`` a run started from: the digest its ``config.json``
+    recorded when it first started (the file may have been replaced since, e.g. by the run's own
+    earlier weights), else the file's as it is now; ``"?"`` when neither is known."""
+    from medfuse.engines.run_folder import INIT_DIGEST_KEY
+    from medfuse.nets.pretrained import sha256
+
+    if config.get(INIT_DIGEST_KEY):
+        return str(config[INIT_DIGEST_KEY])
+    init = config.get("init_weights")
+    return sha256(REPO / init) if init and (REPO / init).is_file() else "?"
 
 
 def deviations(summary: dict, randpatch: bool = False, reduced: bool = True,
@@ -381,8 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         reduced = any("cpu_reduced" in name for name in extra)
         config = json.loads((run / "config.json").read_text())
         init = config.get("init_weights")
-        init_replaced = (sha256(REPO / init) if init and (REPO / init).resolve() == dst.resolve()
-                         and (REPO / init).is_file() else None)
+        init_replaced = (init_digest(config) if init and (REPO / init).resolve() == dst.resolve()
+                         else None)
         changed = changed_settings(run, net, task, extra)
         dev = deviations(summary, randpatch=RANDPATCH in extra, reduced=reduced, config=config)
         if changed:

@@ -14,7 +14,11 @@ from typing import Any
 
 from medfuse.errors import InputError, OutputError
 
-__all__ = ["ARTEFACTS", "prepare_output", "write_run_inputs"]
+__all__ = ["ARTEFACTS", "INIT_DIGEST_KEY", "init_weights_digest", "prepare_output",
+           "write_run_inputs"]
+
+#: ``config.json``'s record of the ``init_weights`` file's sha256 when the run first started
+INIT_DIGEST_KEY = "init_weights_sha256"
 
 #: the files a run writes in its folder (removed by ``overwrite``)
 ARTEFACTS = ("last_checkpoint_*.pt", "mid_checkpoint_*.pt", "best_checkpoint_*.pt", "metrics.csv",
@@ -71,8 +75,37 @@ def prepare_output(out: Path, resume: Any, overwrite: bool) -> Path | None:
     return None
 
 
-def write_run_inputs(out: Path, parser: Any, task: str, train_ds: Any, val_ds: Any) -> None:
+def init_weights_digest(out: Path, init: str | None, resumed: bool) -> str | None:
+    """The sha256 of the run's ``init_weights`` file as the run first started from it.
+
+    A fresh start hashes the file; a resumed run keeps the digest its ``config.json`` recorded
+    (``INIT_DIGEST_KEY``) when it names the same file, since the file may have changed since:
+    e.g. the run's own earlier weights were shipped in its place. ``None`` without
+    ``init_weights``, or when the file cannot be read.
+    """
+    from medfuse.nets.pretrained import sha256
+
+    if not init:
+        return None
+    if resumed:
+        try:
+            old = json.loads((out / "config.json").read_text())
+        except (OSError, ValueError):
+            old = {}
+        if old.get("init_weights") == init and old.get(INIT_DIGEST_KEY):
+            return str(old[INIT_DIGEST_KEY])
+    try:
+        return sha256(Path(init))
+    except OSError:
+        return None
+
+
+def write_run_inputs(out: Path, parser: Any, task: str, train_ds: Any, val_ds: Any,
+                     resumed: bool = False) -> None:
     """Mark the folder as a training run and write ``config.json`` and ``split.json``.
+
+    ``config.json`` is the merged config, plus ``INIT_DIGEST_KEY`` (the sha256 of the
+    ``init_weights`` file the run started from, see :func:`init_weights_digest`) when it has one.
 
     Args:
         out: the run folder.
@@ -80,12 +113,17 @@ def write_run_inputs(out: Path, parser: Any, task: str, train_ds: Any, val_ds: A
         task: the config's task (e.g. ``"ct-mri"``).
         train_ds, val_ds: the datasets (``val_ds`` may be ``None``); the split names the
             validation items and counts the training ones.
+        resumed: the run continues from a checkpoint in ``out``.
     """
     from medfuse.io.guard import MARKER, write_marker
 
     if not (out / MARKER).exists():
         write_marker(out, "train")
-    (out / "config.json").write_text(json.dumps(parser.get(), indent=1, default=str) + "\n")
+    config = parser.get()
+    digest = init_weights_digest(out, config.get("init_weights"), resumed)
+    if digest is not None:
+        config = {**config, INIT_DIGEST_KEY: digest}
+    (out / "config.json").write_text(json.dumps(config, indent=1, default=str) + "\n")
     names = [d["name"] for d in (getattr(val_ds, "data", None) or [])]
     split = {"task": task, "validation": names, "n_train_items": len(train_ds)}
     (out / "split.json").write_text(json.dumps(split, indent=1) + "\n")

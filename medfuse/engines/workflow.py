@@ -89,7 +89,8 @@ def _components(parser: Any, settings: RunSettings, place: RunPlace) -> RunCompo
 
     comp = build_components(parser, settings, place.device)
     if place.rank == 0:  # written once the components are built: a failed start leaves no run
-        write_run_inputs(place.out, parser, settings.task, comp.train_ds, comp.val_ds)
+        write_run_inputs(place.out, parser, settings.task, comp.train_ds, comp.val_ds,
+                         resumed=place.resume_from is not None)
     return comp
 
 

@@ -51,3 +51,48 @@ def test_a_bad_init_file_fails_in_one_line(tmp_path: Path, what: str) -> None:
         _build(f"init_weights={path}")
     msg = str(exc.value)
     assert "\n" not in msg and str(path) in msg
+
+
+@pytest.mark.slow
+def test_a_resumed_run_keeps_the_digest_of_the_file_it_started_from(
+        tmp_path: Path, harvard_dir: Path) -> None:
+    """``config.json`` records the ``init_weights`` file's sha256 at the first start; a resume
+    keeps it after the file was replaced (here by the run's own exported weights, as shipping a
+    fine-tune does), and the model card's ship step reads it from there."""
+    import json
+    import shutil
+    import sys
+
+    from medfuse.engines.run_folder import INIT_DIGEST_KEY
+    from medfuse.engines.workflow import run_training
+    from medfuse.nets.pretrained import sha256
+
+    init = tmp_path / "start.safetensors"
+    shutil.copyfile(pretrained_path("ecfusion", "spect-mri"), init)
+    first = sha256(init)
+
+    def config(epochs: int):
+        return load_config(RECIPE, [*FAST, "input_size=64", "validation#metrics=[\"Qabf\"]",
+                                    "trainer#num_workers=0", "trainer#amp=off", "device=cpu",
+                                    f"trainer#max_epochs={epochs}", f"init_weights={init}",
+                                    f"data_root={json.dumps(str(harvard_dir))}"])
+
+    run = tmp_path / "run"
+    run_training(config(1), output_dir=run, progress=False)
+    assert json.loads((run / "config.json").read_text())[INIT_DIGEST_KEY] == first
+    shutil.copyfile(run / "ecfusion-spect-mri.safetensors", init)  # the run's weights "shipped"
+    assert sha256(init) != first
+    run_training(config(2), output_dir=run, resume="auto", progress=False)
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["init_weights"] == str(init) and recorded[INIT_DIGEST_KEY] == first
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from ship_weights import init_digest
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    assert init_digest(recorded) == first
+    # a fresh run from the replaced file records the new digest
+    run_training(config(1), output_dir=tmp_path / "fresh", progress=False)
+    assert json.loads((tmp_path / "fresh" / "config.json").read_text())[INIT_DIGEST_KEY] \
+        == sha256(init)

@@ -51,8 +51,14 @@ def blend_folder(net_dir: Path, base_dir: Path, out: Path, w: float) -> Path:
 
 
 def bar_table(task: str, net: str, weights: str | None, blend_weights: list[float],
-              out: Path) -> list[tuple[str, dict[str, float], list[str]]]:
-    """Fuse, blend and score one task; print and return ``(label, {metric: mean}, wins)``."""
+              out: Path) -> tuple[list[tuple[str, dict[str, float], list[str]]],
+                                  dict[str, dict[str, float]]]:
+    """Fuse, blend and score one task; print the table.
+
+    Returns:
+        ``[(label, {metric: mean}, wins)]`` for the network and each blend, and
+        ``{baseline: {metric: mean}}``.
+    """
     from medfuse.metrics.evaluate import evaluate_folders
     from medfuse.nets.pretrained import pretrained_path
     from medfuse.nets.quality import AUTO_METRICS, AUTO_MIN_WINS, compare
@@ -87,7 +93,7 @@ def bar_table(task: str, net: str, weights: str | None, blend_weights: list[floa
               + f" | {len(wins)}: {', '.join(wins) or '-'} |")
     reached = [r[0] for r in rows if len(r[2]) >= AUTO_MIN_WINS]
     print(f"\nreach the bar: {', '.join(reached) if reached else 'none'}")
-    return rows
+    return rows, baselines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_quality import BASELINES, TASKS, run_task  # noqa: E402
+from bench_quality import BASELINES, TASKS, run_task, validation_folders  # noqa: E402
 
 
 def blend_folder(net_dir: Path, base_dir: Path, out: Path, w: float) -> Path:
@@ -67,7 +67,7 @@ def bar_table(task: str, net: str, weights: str | None, blend_weights: list[floa
     result = run_task(task, {net: path}, out, BASELINES)
     paper = result["profiles"]["paper"]
     baselines = {b: paper[b] for b in BASELINES}
-    fa, fb = out / "val" / task.split("-")[0].upper(), out / "val" / "MRI"
+    fa, fb = validation_folders(task, out)  # the folders run_task fused (made once)
     net_dir = out / "fused" / net / "fused"
     fused = {net: str(net_dir)}
     for b in BASELINES:
